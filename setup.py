@@ -1,0 +1,27 @@
+"""Build for vmsched: the pure-Python library plus the C matching core compiled by cffi.
+
+The core is optional at run time (vmsched falls back to the Python reference engine with a
+warning), but it is always built here: an install that silently lacks it would be 50x slower.
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="vmsched",
+    version="0.1.0",
+    description="Scheduling PBS-family batch jobs into virtual-machine domains, fairly across VOs",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["vmsched", "vmsched.*"]),
+    package_data={"vmsched": ["data/*", "examples/*"]},
+    install_requires=["attrs>=23.1", "cffi>=1.15"],
+    extras_require={
+        "sim": ["matplotlib>=3.7", "tqdm>=4.60"],
+        "test": ["pytest>=7", "hypothesis>=6.80"],
+    },
+    setup_requires=["cffi>=1.15"],
+    cffi_modules=["csrc/build_core.py:ffibuilder"],
+    entry_points={"console_scripts": ["vmsched = vmsched.cli:main"]},
+    zip_safe=False,
+)

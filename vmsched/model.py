@@ -1,0 +1,584 @@
+"""The cluster as vmsched sees it at one instant: hosts, images, flavors, domains, jobs, queues.
+
+Floor 1 of the house: nothing here knows about policies, the simulator or PBS servers.
+Parsing lives in named constructors (``Job.from_pbs``, ``Snapshot.from_json``) because the
+inputs are typed by people (``qsub -l mem=1700mb``) or produced by servers we do not control;
+every problem is collected as data and raised once, as a :class:`ModelError`, so an admin
+sees all that is wrong with a snapshot in one go instead of fixing it line by line.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "DomainState", "JobState", "QueueKind", "ModelError",
+    "Flavor", "Image", "Host", "Domain", "Job", "Queue", "Limits", "Snapshot",
+    "DEFAULT_FLAVORS", "parse_size_mb", "parse_duration", "parse_nodes",
+]
+
+
+class ModelError(ValueError):
+    """All problems found in one input, each a one-line string naming where and what."""
+
+    def __init__(self, problems: Iterable[str]):
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems) if self.problems else "invalid input")
+
+    def first(self) -> str:
+        return self.problems[0] if self.problems else str(self)
+
+
+class DomainState(enum.Enum):
+    """States a scheduler sees, as Magrathea names them.
+
+    *free* and *running* are the active states: the domain holds the host's CPU and memory.
+    *occupied* means another domain on the same host is active, so this one cannot take work
+    until it is activated; *suspended* means it was frozen to make room for a preemptor.
+    """
+
+    DOWN = "down"
+    BOOTING = "booting"
+    FREE = "free"
+    RUNNING = "running"
+    OCCUPIED = "occupied"
+    SUSPENDED = "suspended"
+    SHUTTING_DOWN = "shutting_down"
+
+    @property
+    def active(self) -> bool:
+        return self in (DomainState.FREE, DomainState.RUNNING)
+
+
+class JobState(enum.Enum):
+    """PBS job states (``job_state`` in ``qstat -f``)."""
+
+    QUEUED = "Q"
+    RUNNING = "R"
+    SUSPENDED = "S"
+    HELD = "H"
+    WAITING = "W"
+    EXITING = "E"
+    TRANSIT = "T"
+    COMPLETE = "C"
+    FINISHED = "F"
+    MOVED = "M"
+    BEGUN = "B"  # array job parent with running subjobs
+
+
+class QueueKind(enum.Enum):
+    ROUTING = "routing"
+    EXECUTION = "execution"
+
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.@+\-\[\]]+$")
+
+
+def _name(_inst, attribute, value):
+    if not isinstance(value, str) or not _NAME_RE.match(value):
+        raise ValueError(f"{attribute.name} must be a non-empty name of letters, digits and _.@+-, got {value!r}")
+
+
+def _nonneg_int(_inst, attribute, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{attribute.name} must be a whole number >= 0, got {value!r}")
+
+
+def _pos_int(_inst, attribute, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{attribute.name} must be a whole number >= 1, got {value!r}")
+
+
+def _finite_nonneg(_inst, attribute, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
+
+
+def _names(_inst, attribute, value):
+    if not isinstance(value, frozenset):
+        raise ValueError(f"{attribute.name} must be a set of names")
+    for v in value:
+        _name(_inst, attribute, v)
+
+
+def _opt_name(inst, attribute, value):
+    if value is not None:
+        _name(inst, attribute, value)
+
+
+# --------------------------------------------------------------------------- PBS value parsers
+
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmgtp]?)(b|w)?\s*$", re.IGNORECASE)
+_SIZE_SCALE_KB = {"": 1 / 1024, "k": 1, "m": 1024, "g": 1024**2, "t": 1024**3, "p": 1024**4}
+
+
+def parse_size_mb(text: str) -> int:
+    """PBS size (``1700mb``, ``2gb``, ``512kb``, ``1048576`` bytes, ``w`` = 8-byte words) to MB.
+
+    Rounded up: asking for 1 byte more than a domain has must not fit it.
+    """
+    m = _SIZE_RE.match(str(text))
+    if not m:
+        raise ValueError(f"expected a size like 1700mb or 2gb, got {text!r}")
+    number, scale, unit = int(m.group(1)), m.group(2).lower(), (m.group(3) or "b").lower()
+    kb = number * _SIZE_SCALE_KB[scale] * (8 if unit == "w" else 1)
+    return int(math.ceil(kb / 1024))
+
+
+_DURATION_RE = re.compile(r"^\s*(?:(?:(\d+):)?(\d+):)?(\d+)(?:\.\d+)?\s*$")
+_UNIT_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> int:
+    """PBS walltime (``[[HH:]MM:]SS``, or plain seconds) or a policy duration (``90m``, ``7d``)."""
+    s = str(text)
+    m = _DURATION_RE.match(s)
+    if m:
+        h, mi, sec = (int(g) if g else 0 for g in m.groups())
+        if (m.group(1) or m.group(2)) and sec >= 60 or (m.group(1) and mi >= 60):
+            raise ValueError(f"expected a duration like 10:00:00, 90m or 7d, got {text!r}")
+        return h * 3600 + mi * 60 + sec
+    m = _UNIT_DURATION_RE.match(s)
+    if m:
+        return int(round(float(m.group(1)) * _UNIT_SECONDS[m.group(2)]))
+    raise ValueError(f"expected a duration like 10:00:00, 90m or 7d, got {text!r}")
+
+
+_NODES_PART_RE = re.compile(r"^(\d+)?((?::[A-Za-z0-9_=.\-]+)*)$")
+
+
+def parse_nodes(text: str) -> tuple[int, int, tuple[str, ...]]:
+    """Torque ``nodes`` spec to (nodes, ppn, properties). ``1:ppn=2``, ``2:ppn=4:infiniband``.
+
+    Only one ``+``-free chunk is accepted: vmsched places a job in one domain, and a spec
+    that spans several chunks is refused rather than silently shrunk.
+    """
+    s = str(text).strip()
+    if "+" in s:
+        raise ValueError(f"expected one node chunk like 1:ppn=2 (vmsched runs a job in one domain), got {text!r}")
+    m = _NODES_PART_RE.match(s)
+    if not s or not m:
+        raise ValueError(f"expected a node spec like 1:ppn=2, got {text!r}")
+    nodes = int(m.group(1)) if m.group(1) else 1
+    ppn, props = 1, []
+    for part in filter(None, m.group(2).split(":")):
+        if part.startswith("ppn="):
+            v = part[4:]
+            if not v.isdigit() or int(v) < 1:
+                raise ValueError(f"expected ppn=<whole number >= 1>, got {text!r}")
+            ppn = int(v)
+        elif "=" in part:
+            raise ValueError(f"unknown node spec key {part.split('=')[0]!r} in {text!r} (expected ppn=)")
+        else:
+            props.append(part)
+    if nodes < 1:
+        raise ValueError(f"expected at least 1 node, got {text!r}")
+    return nodes, ppn, tuple(props)
+
+
+# --------------------------------------------------------------------------- static description
+
+@attrs.frozen(slots=True)
+class Flavor:
+    """A VM size. ``whole_node`` = "hard" takes all of a host's cores; "soft" takes what is
+    available, but at least ``min_cores``; memory and disk then scale per core (WNoDeS)."""
+
+    name: str = attrs.field(validator=_name)
+    cores: int = attrs.field(validator=_nonneg_int)
+    memory_mb: int = attrs.field(validator=_nonneg_int)
+    disk_gb: int = attrs.field(default=0, validator=_nonneg_int)
+    whole_node: str | None = attrs.field(default=None, validator=attrs.validators.in_([None, "hard", "soft"]))
+    min_cores: int = attrs.field(default=1, validator=_pos_int)
+    memory_mb_per_core: int = attrs.field(default=1740, validator=_nonneg_int)
+    disk_gb_per_core: int = attrs.field(default=50, validator=_nonneg_int)
+
+    def size_on(self, host: "Host") -> tuple[int, int]:
+        """(cores, memory_mb) this flavor takes on ``host``; whole-node flavors scale to it."""
+        if self.whole_node is None:
+            return self.cores, self.memory_mb
+        cores = host.cores
+        return cores, min(host.memory_mb, cores * self.memory_mb_per_core)
+
+
+DEFAULT_FLAVORS: dict[str, Flavor] = {
+    f.name: f
+    for f in (
+        Flavor("small", 1, 1740, 50),
+        Flavor("medium", 2, 3584, 100),
+        Flavor("large", 4, 7168, 200),
+        Flavor("xl", 8, 14336, 400),
+        Flavor("whole-hard", 0, 0, 0, whole_node="hard"),
+        Flavor("whole-soft", 0, 0, 0, whole_node="soft", min_cores=4),
+    )
+}
+
+
+@attrs.frozen(slots=True)
+class Image:
+    """A VM image of a community. ``vos`` lists the VOs/groups whose jobs may run in it."""
+
+    name: str = attrs.field(validator=_name)
+    vos: frozenset[str] = attrs.field(factory=frozenset, converter=frozenset, validator=_names)
+    boot_s: float = attrs.field(default=120.0, validator=_finite_nonneg)
+    size_gb: float = attrs.field(default=10.0, validator=_finite_nonneg)
+    tags: frozenset[str] = attrs.field(factory=frozenset, converter=frozenset, validator=_names)
+
+
+@attrs.frozen(slots=True)
+class Host:
+    """A physical hypervisor. ``max_active`` caps domains holding CPU at once (1 in Magrathea).
+
+    ``owner`` is the group that paid for it (a Tier-3): others borrow it only while the
+    owner leaves it idle, and the owner reclaims it by preemption.
+    """
+
+    name: str = attrs.field(validator=_name)
+    cores: int = attrs.field(validator=_pos_int)
+    memory_mb: int = attrs.field(validator=_pos_int)
+    disk_gb: int = attrs.field(default=1000, validator=_nonneg_int)
+    features: frozenset[str] = attrs.field(factory=frozenset, converter=frozenset, validator=_names)
+    owner: str | None = attrs.field(default=None, validator=_opt_name)
+    max_active: int = attrs.field(default=1, validator=_pos_int)
+    max_domains: int = attrs.field(default=4, validator=_pos_int)
+    cached_images: frozenset[str] = attrs.field(factory=frozenset, converter=frozenset, validator=_names)
+    up: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
+
+    @classmethod
+    def from_pbs(cls, name: str, attributes: Mapping[str, str], *, max_active: int = 1) -> "Host":
+        """A host from ``pbsnodes`` attributes (``np`` or ``resources_available.ncpus``, ``mem``,
+        ``properties``, ``state``)."""
+        problems: list[str] = []
+        where = f"node {name}"
+
+        def get(*keys):
+            for k in keys:
+                if k in attributes:
+                    return k, attributes[k]
+            return None, None
+
+        k, v = get("resources_available.ncpus", "np", "pcpus")
+        cores = 0
+        if k is None:
+            problems.append(f"{where}: missing np or resources_available.ncpus")
+        elif not str(v).strip().isdigit() or int(v) < 1:
+            problems.append(f"{where}: {k} = {v!r}: expected a whole number >= 1")
+        else:
+            cores = int(v)
+        k, v = get("resources_available.mem", "totmem", "physmem")
+        memory = 0
+        if k is None:
+            problems.append(f"{where}: missing resources_available.mem")
+        else:
+            try:
+                memory = parse_size_mb(v)
+            except ValueError as e:
+                problems.append(f"{where}: {k}: {e}")
+        features = frozenset(p for p in str(attributes.get("properties", "")).split(",") if p)
+        bad = [f for f in features if not _NAME_RE.match(f)]
+        if bad:
+            problems.append(f"{where}: properties: {bad[0]!r} is not a name")
+        state = str(attributes.get("state", "free"))
+        owner = attributes.get("resources_available.owner") or None
+        cached = frozenset(p for p in str(attributes.get("resources_available.images", "")).split(",") if p)
+        if problems:
+            raise ModelError(problems)
+        try:
+            return cls(name, cores, memory, features=features, owner=owner, max_active=max_active,
+                       cached_images=cached, up=not any(s in state for s in ("down", "offline", "unknown")))
+        except (ValueError, TypeError) as e:
+            raise ModelError([f"{where}: {e}"]) from None
+
+
+@attrs.frozen(slots=True)
+class Limits:
+    """``resources_min`` / ``resources_max`` of a queue; None = no bound."""
+
+    walltime_s: int | None = None
+    cores: int | None = None
+    memory_mb: int | None = None
+
+    def check(self, job: "Job", lower: bool) -> str | None:
+        """Why ``job`` falls outside this bound, or None."""
+        for field, value, unit in (("walltime", job.walltime_s, "s"), ("cores", job.cores, ""),
+                                   ("mem", job.memory_mb, "mb")):
+            bound = getattr(self, {"walltime": "walltime_s", "cores": "cores", "mem": "memory_mb"}[field])
+            if bound is None:
+                continue
+            if lower and value < bound:
+                return f"{field} {value}{unit} below resources_min {bound}{unit}"
+            if not lower and value > bound:
+                return f"{field} {value}{unit} above resources_max {bound}{unit}"
+        return None
+
+
+@attrs.frozen(slots=True)
+class Queue:
+    """A PBS queue. Execution queues say how many jobs one domain may hold: CERN's one-way
+    worker nodes run 1 job, two-way nodes 2. Routing queues forward to ``destinations`` in order."""
+
+    name: str = attrs.field(validator=_name)
+    kind: QueueKind = attrs.field(default=QueueKind.EXECUTION, converter=QueueKind)
+    per_domain_jobs: int = attrs.field(default=1, validator=_pos_int)
+    resources_min: Limits = attrs.field(factory=Limits)
+    resources_max: Limits = attrs.field(factory=Limits)
+    groups: frozenset[str] = attrs.field(factory=frozenset, converter=frozenset, validator=_names)
+    destinations: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    images: frozenset[str] = attrs.field(factory=frozenset, converter=frozenset, validator=_names)
+    klass: str | None = attrs.field(default=None, validator=_opt_name)
+
+    def refuses(self, job: "Job") -> str | None:
+        """Why this queue would not accept ``job`` (PBS ACL and resource bounds), or None."""
+        if self.groups and job.group not in self.groups and job.vo not in self.groups:
+            return f"group {job.group} not in acl"
+        why = self.resources_min.check(job, lower=True) or self.resources_max.check(job, lower=False)
+        if why:
+            return why
+        if self.images and job.image is not None and job.image not in self.images:
+            return f"image {job.image} not served"
+        return None
+
+
+# --------------------------------------------------------------------------- dynamic state
+
+@attrs.frozen(slots=True)
+class Domain:
+    """A VM slot on a host, booted (or to be booted) from one image in one flavor."""
+
+    name: str = attrs.field(validator=_name)
+    host: str = attrs.field(validator=_name)
+    image: str = attrs.field(validator=_name)
+    flavor: str = attrs.field(validator=_name)
+    state: DomainState = attrs.field(converter=DomainState)
+    cores: int = attrs.field(validator=_nonneg_int)
+    memory_mb: int = attrs.field(validator=_nonneg_int)
+    since: float = attrs.field(default=0.0, validator=_finite_nonneg)
+
+
+@attrs.frozen(slots=True)
+class Job:
+    """A batch job. ``vo`` defaults to the PBS ``egroup``; ``image`` is set only when the user
+    asked for one; otherwise any image of the job's VO will do."""
+
+    id: str = attrs.field(validator=_name)
+    user: str = attrs.field(validator=_name)
+    group: str = attrs.field(validator=_name)
+    vo: str = attrs.field(validator=_name)
+    queue: str = attrs.field(validator=_name)
+    cores: int = attrs.field(validator=_pos_int)
+    memory_mb: int = attrs.field(validator=_nonneg_int)
+    walltime_s: int = attrs.field(validator=_pos_int)
+    submit_time: float = attrs.field(validator=_finite_nonneg)
+    image: str | None = attrs.field(default=None, validator=_opt_name)
+    klass: str | None = attrs.field(default=None, validator=_opt_name)
+    interactive: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    state: JobState = attrs.field(default=JobState.QUEUED, converter=JobState)
+    domain: str | None = attrs.field(default=None, validator=_opt_name)
+    start_time: float | None = None
+    features: frozenset[str] = attrs.field(factory=frozenset, converter=frozenset, validator=_names)
+
+    @classmethod
+    def from_pbs(cls, job_id: str, attributes: Mapping[str, str]) -> "Job":
+        """A job from ``qstat -f`` attributes. Strict: every malformed attribute is reported,
+        named by job and attribute, because users type them and a silent default would
+        schedule the job somewhere it does not fit."""
+        problems: list[str] = []
+        where = f"job {job_id}"
+
+        def attr(key, parse, default=None, required=False):
+            if key not in attributes:
+                if required:
+                    problems.append(f"{where}: missing {key}")
+                return default
+            try:
+                return parse(attributes[key])
+            except ValueError as e:
+                problems.append(f"{where}: {key}: {e}")
+                return default
+
+        owner = attributes.get("Job_Owner", "")
+        user = attributes.get("euser") or owner.split("@")[0] or None
+        if not user:
+            problems.append(f"{where}: missing euser and Job_Owner")
+        group = attributes.get("egroup")
+        if not group:
+            problems.append(f"{where}: missing egroup")
+        queue = attr("queue", str, required=True)
+        state = attr("job_state", lambda v: JobState(v.strip()), JobState.QUEUED)
+        walltime = attr("Resource_List.walltime", parse_duration, required=True)
+        memory = attr("Resource_List.mem", parse_size_mb, 0)
+        cores = 1
+        features: tuple[str, ...] = ()
+        if "Resource_List.nodes" in attributes:
+            spec = attr("Resource_List.nodes", parse_nodes)
+            if spec:
+                nodes, ppn, features = spec
+                if nodes != 1:
+                    problems.append(f"{where}: Resource_List.nodes: {attributes['Resource_List.nodes']!r}: "
+                                    "expected 1 node (vmsched runs a job in one domain)")
+                cores = ppn
+        elif "Resource_List.ncpus" in attributes:
+            cores = attr("Resource_List.ncpus", _parse_pos_int, 1)
+        submit = attr("qtime", _parse_epoch, None) or attr("ctime", _parse_epoch, 0.0)
+        start = attr("start_time", _parse_epoch, None)
+        image = attributes.get("Resource_List.image") or attributes.get("Resource_List.vmimage")
+        vo = attributes.get("Resource_List.vo") or group
+        interactive = str(attributes.get("interactive", "False")).strip().lower() in ("true", "1")
+        exec_host = attributes.get("exec_host")
+        domain = exec_host.split("/")[0].split("+")[0] if exec_host else None
+        if problems:
+            raise ModelError(problems)
+        try:
+            return cls(job_id, user, group, vo, queue, cores, memory, walltime, submit, image=image,
+                       interactive=interactive, state=state, domain=domain, start_time=start,
+                       features=frozenset(features))
+        except (ValueError, TypeError) as e:
+            raise ModelError([f"{where}: {e}"]) from None
+
+
+def _parse_pos_int(v: str) -> int:
+    s = str(v).strip()
+    if not s.isdigit() or int(s) < 1:
+        raise ValueError(f"expected a whole number >= 1, got {v!r}")
+    return int(s)
+
+
+def _parse_epoch(v: str) -> float:
+    s = str(v).strip()
+    if not s.isdigit():
+        raise ValueError(f"expected seconds since the epoch, got {v!r}")
+    return float(s)
+
+
+# --------------------------------------------------------------------------- the snapshot
+
+@attrs.frozen(slots=True)
+class Snapshot:
+    """The whole cluster at one instant: what a scheduler reads from the server each cycle."""
+
+    time: float = attrs.field(validator=_finite_nonneg)
+    hosts: tuple[Host, ...] = attrs.field(default=(), converter=tuple)
+    domains: tuple[Domain, ...] = attrs.field(default=(), converter=tuple)
+    jobs: tuple[Job, ...] = attrs.field(default=(), converter=tuple)
+
+    def __attrs_post_init__(self):
+        problems = []
+        for kind, items in (("host", self.hosts), ("domain", self.domains), ("job", self.jobs)):
+            seen = set()
+            for it in items:
+                key = it.id if kind == "job" else it.name
+                if key in seen:
+                    problems.append(f"{kind} {key}: listed twice")
+                seen.add(key)
+        hosts = {h.name for h in self.hosts}
+        domains = {d.name for d in self.domains}
+        for d in self.domains:
+            if d.host not in hosts:
+                problems.append(f"domain {d.name}: host {d.host} is not in the snapshot")
+        for j in self.jobs:
+            if j.domain is not None and j.domain not in domains:
+                problems.append(f"job {j.id}: domain {j.domain} is not in the snapshot")
+            if j.state in (JobState.RUNNING, JobState.SUSPENDED) and j.domain is None:
+                problems.append(f"job {j.id}: state {j.state.value} but no domain")
+        if problems:
+            raise ModelError(problems)
+
+    # JSON ------------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        def enc(obj):
+            out = {}
+            for a in attrs.fields(type(obj)):
+                v = getattr(obj, a.name)
+                if isinstance(v, enum.Enum):
+                    v = v.value
+                elif isinstance(v, frozenset):
+                    v = sorted(v)
+                out[a.name] = v
+            return out
+
+        return {"time": self.time, "hosts": [enc(h) for h in self.hosts],
+                "domains": [enc(d) for d in self.domains], "jobs": [enc(j) for j in self.jobs]}
+
+    @classmethod
+    def from_json(cls, data: Any, source: str = "snapshot") -> "Snapshot":
+        """Strict reader: unknown keys, wrong types and dangling references are all reported,
+        each naming the list, the index and the key."""
+        problems: list[str] = []
+        if not isinstance(data, dict):
+            raise ModelError([f"{source}: expected a JSON object with time, hosts, domains, jobs"])
+        unknown = set(data) - {"time", "hosts", "domains", "jobs"}
+        for k in sorted(unknown):
+            problems.append(f"{source}: unknown key {k!r} (expected time, hosts, domains, jobs)")
+        built: dict[str, list] = {}
+        for key, klass in (("hosts", Host), ("domains", Domain), ("jobs", Job)):
+            built[key] = []
+            items = data.get(key, [])
+            if not isinstance(items, list):
+                problems.append(f"{source}: {key}: expected a list")
+                continue
+            names = {a.name for a in attrs.fields(klass)}
+            for i, item in enumerate(items):
+                where = f"{source}: {key}[{i}]"
+                if not isinstance(item, dict):
+                    problems.append(f"{where}: expected an object")
+                    continue
+                bad = sorted(set(item) - names)
+                if bad:
+                    problems.append(f"{where}: unknown key {bad[0]!r}")
+                    continue
+                kw = dict(item)
+                for a in attrs.fields(klass):
+                    if a.name in kw and isinstance(kw[a.name], list):
+                        kw[a.name] = frozenset(kw[a.name]) if a.name != "destinations" else tuple(kw[a.name])
+                try:
+                    built[key].append(klass(**kw))
+                except TypeError as e:
+                    problems.append(f"{where}: {_type_error_text(e)}")
+                except ValueError as e:
+                    problems.append(f"{where}: {e}")
+        t = data.get("time", 0.0)
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
+            problems.append(f"{source}: time: expected seconds >= 0, got {t!r}")
+            t = 0.0
+        if problems:
+            raise ModelError(problems)
+        try:
+            return cls(t, built["hosts"], built["domains"], built["jobs"])
+        except ModelError as e:
+            raise ModelError([f"{source}: {p}" for p in e.problems]) from None
+
+    @classmethod
+    def load(cls, path) -> "Snapshot":
+        try:
+            with open(path, "rb") as fh:
+                raw = fh.read()
+        except OSError as e:
+            raise ModelError([f"{path}: cannot read: {e.strerror}"]) from None
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ModelError([f"{path}: not a text file (expected JSON)"]) from None
+        except json.JSONDecodeError as e:
+            raise ModelError([f"{path}:{e.lineno}: not valid JSON: {e.msg}"]) from None
+        return cls.from_json(data, source=str(path))
+
+    def dump(self, path) -> None:
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(self.to_json(), fh, indent=1, sort_keys=True)
+            fh.write("\n")
+
+
+def _type_error_text(e: TypeError) -> str:
+    msg = str(e)
+    m = re.search(r"missing \d+ required (?:keyword-only |positional )?arguments?: (.*)", msg)
+    if m:
+        return f"missing key {m.group(1).split(',')[0].strip()}"
+    m = re.search(r"'(\w+)' must be", msg)
+    return f"{m.group(1)}: {msg}" if m else msg
