@@ -1,0 +1,163 @@
+"""Properties of a scheduling cycle over random sites, jobs and policies (issue 2 acceptance)."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from vmsched.cycle import Scheduler
+from vmsched.matching import PyEngine
+from vmsched.model import JobState, Snapshot
+from vmsched.usage import UsageStore
+
+from .strategies import jobs, policies, start_domains
+from .world import PlanViolation, apply_plan, check_state
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def scheduler(policy):
+    return Scheduler(policy, engine=PyEngine(), store=UsageStore(":memory:"))
+
+
+@st.composite
+def sites(draw, **kw):
+    policy = draw(policies(**kw))
+    snap = Snapshot(1000.0, policy.hosts, start_domains(policy), draw(jobs(policy)))
+    return policy, snap
+
+
+@SETTINGS
+@given(sites())
+def test_any_plan_keeps_every_rule(site):
+    policy, snap = site
+    check_state(policy, snap)
+    plan = scheduler(policy).on_cycle(snap)
+    after = apply_plan(policy, snap, plan)       # raises PlanViolation on any broken rule
+    check_state(policy, after)
+
+
+@SETTINGS
+@given(sites())
+def test_two_cycles_keep_every_rule(site):
+    """A second cycle starts from running jobs, so preemption and caps really get exercised."""
+    policy, snap = site
+    sched = scheduler(policy)
+    after = apply_plan(policy, snap, sched.on_cycle(snap))
+    more = [attrs.evolve(j, id=f"b{j.id}", interactive=True, submit_time=1050.0) for j in snap.jobs]
+    snap2 = attrs.evolve(after, time=1100.0, jobs=after.jobs + tuple(more))
+    apply_plan(policy, snap2, sched.on_cycle(snap2))
+
+
+@SETTINGS
+@given(sites())
+def test_plan_is_deterministic(site):
+    policy, snap = site
+    a = scheduler(policy).on_cycle(snap)
+    b = scheduler(policy).on_cycle(snap)
+    assert a == b
+    # ... and independent of the order the server lists things in
+    rev = Snapshot(snap.time, tuple(reversed(snap.hosts)), tuple(reversed(snap.domains)), tuple(reversed(snap.jobs)))
+    assert scheduler(policy).on_cycle(rev) == a
+
+
+@SETTINGS
+@given(sites())
+def test_every_queued_job_is_placed_or_explained(site):
+    policy, snap = site
+    plan = scheduler(policy).on_cycle(snap)
+    started = {a.job for a in plan.actions if a.verb in ("run", "bind")}
+    explained = {j for j, _ in plan.pending}
+    for j in snap.jobs:
+        if j.state is JobState.QUEUED:
+            assert j.id in started or j.id in explained, f"job {j.id} neither placed nor explained"
+    for _, p in plan.pending:
+        assert p.text and "\n" not in p.text
+
+
+@SETTINGS
+@given(sites(mode="suspend-domain"))
+def test_magrathea_never_more_active_than_allowed(site):
+    policy, snap = site
+    sched = scheduler(policy)
+    for t in range(3):
+        plan = sched.on_cycle(snap)
+        snap = apply_plan(policy, snap, plan)
+        new = [attrs.evolve(j, id=f"{t}-{j.id}", interactive=(t == 1), submit_time=snap.time,
+                            state=JobState.QUEUED, domain=None, start_time=None)
+               for j in snap.jobs[:3]]
+        snap = attrs.evolve(snap, time=snap.time + 60, jobs=snap.jobs + tuple(new))
+
+
+class ClusterMachine(RuleBasedStateMachine):
+    """Many cycles of a site: jobs arrive, end, get preempted; after every cycle the state
+    keeps every rule and every queued job has a placement or a reason."""
+
+    @initialize(site=sites())
+    def start(self, site):
+        self.policy, self.snap = site
+        self.sched = scheduler(self.policy)
+        self.counter = 1000
+        self.t = self.snap.time
+
+    @rule(data=st.data())
+    def submit(self, data):
+        new = data.draw(jobs(self.policy, start=self.counter, now=self.t, n=data.draw(st.integers(1, 4))))
+        self.counter += len(new)
+        self.snap = attrs.evolve(self.snap, jobs=self.snap.jobs + tuple(new))
+
+    @precondition(lambda self: any(j.state is JobState.RUNNING for j in self.snap.jobs))
+    @rule(data=st.data())
+    def end_job(self, data):
+        running = [j for j in self.snap.jobs if j.state is JobState.RUNNING]
+        victim = data.draw(st.sampled_from(running))
+        self.sched.on_job_end(victim, self.t - (victim.start_time or self.t), now=self.t)
+        self.snap = attrs.evolve(self.snap, jobs=tuple(j for j in self.snap.jobs if j.id != victim.id))
+
+    @rule(dt=st.integers(1, 4000))
+    def cycle(self, dt):
+        self.t += dt
+        self.snap = attrs.evolve(self.snap, time=self.t)
+        plan = self.sched.on_cycle(self.snap)
+        self.snap = apply_plan(self.policy, self.snap, plan)
+        started = {a.job for a in plan.actions if a.verb in ("run", "bind")}
+        explained = {j for j, _ in plan.pending}
+        for j in self.snap.jobs:
+            if j.state is JobState.QUEUED and j.domain is None:
+                assert j.id in started or j.id in explained
+
+    @invariant()
+    def rules_hold(self):
+        if hasattr(self, "snap"):
+            check_state(self.policy, self.snap)
+
+
+ClusterMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=25, deadline=None,
+                                            suppress_health_check=[HealthCheck.too_slow])
+TestCluster = ClusterMachine.TestCase
+
+
+@pytest.mark.slow
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sites())
+def test_any_plan_keeps_every_rule_many(site):
+    policy, snap = site
+    apply_plan(policy, snap, scheduler(policy).on_cycle(snap))
+
+
+def test_violation_is_detected():
+    """The checker itself can fail: a plan that over-fills a domain is caught."""
+    from vmsched.plan import Plan, RunJob
+    from vmsched.policyfile import load_policy
+    from pathlib import Path
+    policy = load_policy(Path(__file__).parents[1] / "vmsched/examples/cern.toml")
+    from vmsched.model import Domain, Job
+    d = Domain("d1", "lxb001", "slc4", "small", "free", 1, 1740)
+    j1 = Job("1", "u", "cms", "cms", "oneway", 1, 100, 60, 0.0)
+    j2 = Job("2", "u", "cms", "cms", "oneway", 1, 100, 60, 0.0)
+    snap = Snapshot(10.0, policy.hosts, (d,), (j1, j2))
+    with pytest.raises(PlanViolation):
+        apply_plan(policy, snap, Plan(10.0, (RunJob("1", "d1"), RunJob("2", "d1")), ()))

@@ -1,0 +1,1083 @@
+"""The Scheduler: the cycle API a batch system calls.
+
+``on_submit(job) -> queue`` routes a job when it arrives; ``on_cycle(snapshot, now) -> Plan``
+decides a cycle from the server's view; ``on_job_end(job, usage)`` charges fair-share usage.
+Between cycles the Scheduler keeps the cluster in its matcher (an in-memory core), so
+adapters that know what changed (the simulator, an event-driven server hook) can feed
+changes with ``set_job``/``set_domain``/``remove_job`` and call ``cycle(now)``; ``on_cycle``
+works out the changes from a full snapshot and then does the same. Either way the same code
+decides, and the same input gives the same plan.
+
+Extension points (``[plugins]`` in the policy), one small interface each, Kubernetes-style:
+``pre_filter`` (may a job be considered at all this cycle), ``filter`` (may it run in this
+domain), ``queue_sort`` and ``score`` (order jobs, rank domains: these take the Python path,
+since a site plugin is Python), ``preempt`` (may these victims be displaced).
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+import attrs
+
+from vmsched.matching import MODE_REQUEUE, MODE_SUSPEND_DOMAIN, MODE_SUSPEND_JOBS, Engine, EngineError, PyEngine, Reason
+from vmsched.model import Domain, DomainState, Host, Job, JobState, QueueKind, Snapshot
+from vmsched.plan import (Action, BindJob, Pending, Plan, RequeueJob, ResumeDomain, ResumeJob, RouteJob,
+                          RunJob, ShutdownDomain, SuspendDomain, SuspendJob, Verdict)
+from vmsched.policies import lifecycle, partition
+from vmsched.policies.fairshare import FairShare, ShareTree, usage_amount
+from vmsched.policies.preemption import engine_mode, find_owner_reclaim
+from vmsched.policies.routing import route
+from vmsched.policyfile import Policy
+from vmsched.usage import UsageStore
+
+__all__ = ["Scheduler", "Status", "Code", "PreFilterPlugin", "FilterPlugin", "QueueSortPlugin",
+           "ScorePlugin", "PreemptPlugin", "make_engine"]
+
+
+# --------------------------------------------------------------------------- extension points
+
+class Code(enum.Enum):
+    SUCCESS = "success"
+    UNSCHEDULABLE = "unschedulable"            # not now
+    UNSCHEDULABLE_NEVER = "unschedulable-never"  # never, as asked
+
+
+@attrs.frozen(slots=True)
+class Status:
+    code: Code = Code.SUCCESS
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.code is Code.SUCCESS
+
+
+class PreFilterPlugin(Protocol):
+    def pre_filter(self, job: Job, now: float) -> Status: ...
+
+
+class FilterPlugin(Protocol):
+    def filter(self, job: Job, domain: Domain, host: Host) -> Status: ...
+
+
+class QueueSortPlugin(Protocol):
+    def sort_key(self, job: Job, priority: float) -> Any: ...
+
+
+class ScorePlugin(Protocol):
+    def score(self, job: Job, domain: Domain, host: Host) -> float: ...
+
+
+class PreemptPlugin(Protocol):
+    def allow(self, preemptor: Job, victims: list[Job]) -> Status: ...
+
+
+def _load_plugin(spec: str):
+    module, _, name = spec.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)()
+    except Exception as e:  # a site plugin can fail in any way; name it, don't crash the server
+        raise ValueError(f"plugin {spec}: cannot load: {type(e).__name__}: {e}") from None
+
+
+def make_engine(choice: str = "auto") -> Engine:
+    """The C engine when it is built (or asked for), the Python reference otherwise."""
+    if choice == "python":
+        return PyEngine()
+    try:
+        from vmsched import _core
+    except ImportError:
+        _core = None
+    if choice == "c":
+        if _core is None or not _core.AVAILABLE:
+            raise RuntimeError("the C matching core is not built (pip install . builds it)")
+        return _core.CEngine()
+    if _core is None:
+        warnings.warn("vmsched: C matching core not built; using the Python reference engine", RuntimeWarning,
+                      stacklevel=2)
+        return PyEngine()
+    return _core.best_engine()
+
+
+# --------------------------------------------------------------------------- the scheduler
+
+_STATE_PENDING, _STATE_RUNNING, _STATE_HELD, _STATE_ROUTING, _STATE_BOUND, _STATE_SUSPENDED, _STATE_DONE = \
+    "pending", "running", "held", "routing", "bound", "suspended", "done"
+
+_REASON_WORDS = {Reason.NOT_ACTIVE: "not active", Reason.FULL: "full (per-domain job cap)",
+                 Reason.CORES: "insufficient cores", Reason.MEMORY: "insufficient memory"}
+
+
+class Scheduler:
+    """One site's scheduler. Not thread-safe: a batch system runs one cycle at a time."""
+
+    def __init__(self, policy: Policy, *, engine: Engine | None = None, store: UsageStore | None = None,
+                 plugins: Mapping[str, Any] | None = None):
+        self.policy = policy
+        self.engine = engine if engine is not None else make_engine(policy.engine)
+        self.store = store if store is not None else UsageStore(policy.fairshare.store or ":memory:")
+        fs = policy.fairshare
+        self.fairshare = FairShare(ShareTree.from_entries(fs.shares, default_share=fs.default_share),
+                                   fs.half_life_s, fs.floor)
+        self.mode = engine_mode(policy.preemption)
+        if plugins is None:
+            plugins = {k: _load_plugin(v) for k, v in policy.plugins.items()}
+        self.plugins = dict(plugins)
+        self.hosts: dict[str, Host] = {}
+        self.domains: dict[str, Domain] = {}
+        self.jobs: dict[str, Job] = {}
+        self.status: dict[str, str] = {}
+        self.host_domains: dict[str, list[str]] = {}
+        self.domain_jobs: dict[str, set[str]] = {}
+        self._never: dict[str, str] = {}
+        self._host_h: dict[str, int] = {}
+        self._slot_h: dict[str, int] = {}
+        self._slot_name: dict[int, str] = {}
+        self._job_h: dict[str, int] = {}
+        self._job_name: dict[int, str] = {}
+        self._kinds: dict[tuple[str, frozenset], int] = {}
+        self._kind_total: Counter = Counter()
+        self._entities: dict[tuple[str, ...], int] = {}
+        self._next_slot = 0
+        self._next_job = 0
+        self._job_kinds_cache: dict[tuple, tuple[int, ...]] = {}
+        self.last_plan: Plan | None = None
+
+    # ------------------------------------------------------------------ the cycle API
+    def on_submit(self, job: Job) -> str | None:
+        """The execution queue a newly submitted job goes to (None: no queue accepts it)."""
+        return route(job, self.policy.queues).queue
+
+    def on_job_end(self, job: Job | str, usage: float | Mapping[str, float] | None = None,
+                   now: float | None = None) -> bool:
+        """Charge the job's usage to its VO/group/user and forget it. Idempotent per job id,
+        so a server that reports the same end twice charges it once."""
+        if isinstance(job, str):
+            job = self.jobs.get(job)
+            if job is None:
+                return False
+        if isinstance(usage, Mapping):
+            seconds = float(usage.get("walltime", 0.0))
+        elif usage is None:
+            end = now if now is not None else job.start_time or 0.0
+            seconds = max(0.0, end - (job.start_time if job.start_time is not None else end))
+        else:
+            seconds = float(usage)
+        fs = self.policy.fairshare
+        amount = usage_amount(job.cores, job.memory_mb, seconds, fs.usage, mb_per_core=fs.memory_mb_per_core)
+        at = now if now is not None else (job.start_time or 0.0) + seconds
+        recorded = self.store.record(job.id, (job.vo, job.group, job.user), amount, at)
+        self.remove_job(job.id)
+        return recorded
+
+    def on_cycle(self, snapshot: Snapshot, now: float | None = None) -> Plan:
+        """One cycle from a full snapshot: the state is brought up to it, then decided."""
+        self.sync(snapshot)
+        return self.cycle(snapshot.time if now is None else now)
+
+    # ------------------------------------------------------------------ feeding changes
+    def sync(self, snapshot: Snapshot) -> None:
+        """Make the in-core state equal to ``snapshot``, touching only what changed."""
+        jobs = {j.id: j for j in snapshot.jobs}
+        for jid in [j for j in self.jobs if j not in jobs]:
+            self.remove_job(jid)
+        doms = {d.name: d for d in snapshot.domains}
+        for h in snapshot.hosts:
+            self.set_host(h)
+        for name in [d for d in self.domains if d not in doms]:
+            self.remove_domain(name)
+        for d in sorted(doms.values(), key=lambda d: d.name):
+            self.set_domain(d)
+        for name in [h for h in self.hosts if h not in {x.name for x in snapshot.hosts}]:
+            self.remove_host(name)
+        for j in sorted(snapshot.jobs, key=lambda j: (j.submit_time, j.id)):
+            self.set_job(j)
+
+    def set_host(self, host: Host) -> None:
+        old = self.hosts.get(host.name)
+        if old == host:
+            return
+        self.hosts[host.name] = host
+        self.host_domains.setdefault(host.name, [])
+        if host.name not in self._host_h:
+            self._host_h[host.name] = len(self._host_h)
+            self.engine.add_host(self._host_h[host.name], host.cores, host.memory_mb, host.max_active)
+        if old is not None and old.features != host.features:
+            for d in list(self.host_domains[host.name]):
+                dom = self.domains[d]
+                self.remove_domain(d)
+                self.set_domain(dom)
+
+    def remove_host(self, name: str) -> None:
+        for d in list(self.host_domains.get(name, ())):
+            self.remove_domain(d)
+        self.hosts.pop(name, None)
+        self.host_domains.pop(name, None)
+
+    def _kind(self, image: str, features: frozenset) -> int:
+        key = (image, features)
+        k = self._kinds.get(key)
+        if k is None:
+            k = self._kinds[key] = len(self._kinds)
+            self._job_kinds_cache.clear()
+            self._reload_jobs()
+        return k
+
+    def _slot_active(self, d: Domain) -> bool:
+        host = self.hosts.get(d.host)
+        return d.state.active and host is not None and host.up
+
+    def set_domain(self, d: Domain) -> None:
+        if d.host not in self.hosts:
+            raise ValueError(f"domain {d.name}: host {d.host} is unknown")
+        old = self.domains.get(d.name)
+        if old == d:
+            return
+        host = self.hosts[d.host]
+        if old is not None and (old.image, old.host, old.cores, old.memory_mb) == (d.image, d.host, d.cores, d.memory_mb):
+            self.domains[d.name] = d
+            self.engine.set_slot_active(self._slot_h[d.name], self._slot_active(d))
+            return
+        if old is not None:
+            self.remove_domain(d.name)
+        kind = self._kind(d.image, host.features)
+        h = self._next_slot
+        self._next_slot += 1
+        self._slot_h[d.name], self._slot_name[h] = h, d.name
+        self.domains[d.name] = d
+        self.host_domains.setdefault(d.host, []).append(d.name)
+        self.host_domains[d.host].sort()
+        self.domain_jobs.setdefault(d.name, set())
+        self._kind_total[kind] += 1
+        self.engine.add_slot(h, self._host_h[d.host], kind, d.cores, d.memory_mb, self._slot_active(d))
+
+    def remove_domain(self, name: str) -> None:
+        d = self.domains.get(name)
+        if d is None:
+            return
+        for jid in list(self.domain_jobs.get(name, ())):
+            job = self.jobs[jid]
+            self.remove_job(jid)
+            # A job whose domain vanished is no longer where the server said; it will be
+            # re-read from the next snapshot (or requeued by the server).
+            self._remember(job)
+        h = self._slot_h.pop(name)
+        del self._slot_name[h]
+        self._kind_total[self._kind(d.image, self.hosts[d.host].features)] -= 1
+        self.engine.remove_slot(h)
+        self.host_domains[d.host].remove(name)
+        self.domain_jobs.pop(name, None)
+        del self.domains[name]
+
+    def _remember(self, job: Job) -> None:
+        if job.state in (JobState.RUNNING, JobState.SUSPENDED):
+            job = attrs.evolve(job, state=JobState.QUEUED, domain=None, start_time=None)
+        self.set_job(job)
+
+    def _entity(self, job: Job) -> int:
+        path = (job.vo, job.group, job.user)
+        e = self._entities.get(path)
+        if e is None:
+            e = self._entities[path] = len(self._entities)
+        return e
+
+    def images_for(self, job: Job) -> tuple[str, ...]:
+        """Images the job may run in: the one it asked for, else its VO's; a queue may narrow."""
+        if job.image is not None:
+            imgs = (job.image,) if job.image in self.policy.images and \
+                (job.vo in self.policy.images[job.image].vos or job.group in self.policy.images[job.image].vos
+                 or not self.policy.images[job.image].vos) else ()
+        else:
+            imgs = self.policy.images_for(job.vo, job.group)
+        q = self.policy.queues.get(job.queue)
+        if q is not None and q.images:
+            imgs = tuple(i for i in imgs if i in q.images)
+        return imgs
+
+    def _job_kinds(self, job: Job) -> tuple[int, ...]:
+        key = (self.images_for(job), job.features)
+        ks = self._job_kinds_cache.get(key)
+        if ks is None:
+            images, feats = set(key[0]), job.features
+            ks = tuple(sorted(k for (img, f), k in self._kinds.items() if img in images and feats <= f))
+            self._job_kinds_cache[key] = ks
+        return ks
+
+    def _classify(self, job: Job) -> str:
+        q = self.policy.queues.get(job.queue)
+        if job.state in (JobState.RUNNING, JobState.EXITING) and job.domain is not None:
+            return _STATE_RUNNING
+        if job.state is JobState.SUSPENDED:
+            return _STATE_SUSPENDED
+        if job.state is not JobState.QUEUED:
+            return _STATE_HELD if job.state in (JobState.HELD, JobState.WAITING, JobState.TRANSIT) else _STATE_DONE
+        if q is not None and q.kind is QueueKind.ROUTING:
+            return _STATE_ROUTING
+        if job.domain is not None:
+            return _STATE_BOUND
+        return _STATE_PENDING
+
+    def _never_reason(self, job: Job) -> str | None:
+        q = self.policy.queues.get(job.queue)
+        if q is None:
+            return f"queue {job.queue} is not defined in the policy"
+        imgs = self.images_for(job)
+        if not imgs:
+            if job.image is not None:
+                return f"image {job.image} is not defined or not open to VO {job.vo}"
+            return f"no image is open to VO {job.vo}"
+        hosts = [h for h in self.hosts.values() if job.features <= h.features]
+        if self.hosts and not hosts:
+            return f"no host has features {', '.join(sorted(job.features))}"
+        if self.policy.lifecycle.dynamic_boot:
+            biggest_c = max((h.cores for h in hosts), default=0)
+            biggest_m = max((h.memory_mb for h in hosts), default=0)
+        else:
+            doms = [d for d in self.domains.values() if d.image in imgs]
+            biggest_c = max((d.cores for d in doms), default=0)
+            biggest_m = max((d.memory_mb for d in doms), default=0)
+        if self.hosts and job.cores > biggest_c:
+            return f"asks for {job.cores} cores, the largest domain it could use has {biggest_c}"
+        if self.hosts and job.memory_mb > biggest_m:
+            return f"asks for {job.memory_mb} MB, the largest domain it could use has {biggest_m} MB"
+        return None
+
+    def set_job(self, job: Job) -> None:
+        """Add or update a job as the server sees it."""
+        old = self.jobs.get(job.id)
+        if old == job:
+            return
+        if old is not None:
+            self.remove_job(job.id)
+        self.jobs[job.id] = job
+        st = self._classify(job)
+        self.status[job.id] = st
+        if job.domain is not None and st in (_STATE_RUNNING, _STATE_SUSPENDED):
+            if job.domain not in self.domains:
+                raise ValueError(f"job {job.id}: domain {job.domain} is unknown")
+            self.domain_jobs[job.domain].add(job.id)
+        if st == _STATE_PENDING:
+            why = self._never_reason(job)
+            if why is not None:
+                self._never[job.id] = why
+                return
+        if st in (_STATE_PENDING, _STATE_RUNNING) or (st == _STATE_SUSPENDED and job.domain is not None
+                                                     and not self.domains[job.domain].state.active):
+            self._engine_add(job, st)
+
+    def _engine_add(self, job: Job, st: str, handle: int | None = None) -> None:
+        q = self.policy.queues[job.queue] if job.queue in self.policy.queues else None
+        cap = q.per_domain_jobs if q is not None else 1
+        if handle is None:
+            h = self._next_job
+            self._next_job += 1
+        else:
+            h = handle
+        self._job_h[job.id], self._job_name[h] = h, job.id
+        rank = self.policy.preemption.rank(self.policy.preemption.class_of(job))
+        self.engine.add_job(h, self._job_kinds(job), job.cores, job.memory_mb, cap, rank, self._entity(job),
+                            job.submit_time)
+        if st != _STATE_PENDING:
+            try:
+                self.engine.start_job(h, self._slot_h[job.domain], job.start_time or 0.0)
+            except EngineError:
+                # The server runs more in this domain than its size or cap allows. Trust the
+                # server, keep the job out of the matcher and the domain closed to new work.
+                self.engine.remove_job(h)
+                del self._job_h[job.id], self._job_name[h]
+                self.engine.set_slot_active(self._slot_h[job.domain], False)
+
+    def remove_job(self, job_id: str) -> None:
+        job = self.jobs.pop(job_id, None)
+        if job is None:
+            return
+        h = self._job_h.pop(job_id, None)
+        if h is not None:
+            del self._job_name[h]
+            self.engine.remove_job(h)
+        if job.domain is not None and job.domain in self.domain_jobs:
+            self.domain_jobs[job.domain].discard(job_id)
+        self.status.pop(job_id, None)
+        self._never.pop(job_id, None)
+
+    def _reload_jobs(self) -> None:
+        """A new kind (image x host features) appeared: jobs' allowed kinds are stale. Each job
+        keeps its handle, so a cycle holding handles (and the queue order) stays valid."""
+        for jid in sorted(self._job_h, key=lambda j: self._job_h[j]):
+            job = self.jobs[jid]
+            h = self._job_h.pop(jid)
+            del self._job_name[h]
+            running = self.status[jid] != _STATE_PENDING
+            self.engine.remove_job(h)
+            self._engine_add(job, _STATE_RUNNING if running else _STATE_PENDING, handle=h)
+
+    # ------------------------------------------------------------------ the decision
+    def factors(self, now: float) -> dict[tuple[str, ...], float]:
+        fs = self.policy.fairshare
+        usage = dict(self.store.usage(now, fs.half_life_s, fs.floor))
+        # Running work counts as used already, or a VO holding long jobs would keep its
+        # priority for their whole length (OpenPBS charges running jobs the same way).
+        for jid, st in self.status.items():
+            if st == _STATE_RUNNING:
+                j = self.jobs[jid]
+                if j.start_time is not None and now > j.start_time:
+                    p = (j.vo, j.group, j.user)
+                    usage[p] = usage.get(p, 0.0) + usage_amount(j.cores, j.memory_mb, now - j.start_time, fs.usage,
+                                                                mb_per_core=fs.memory_mb_per_core)
+        return self.fairshare.factors(usage, extra_paths=tuple(self._entities))
+
+    def cycle(self, now: float) -> Plan:
+        ctx = _Cycle(self, now)
+        plan = ctx.run()
+        self.last_plan = plan
+        return plan
+
+    def explain(self, job_id: str) -> Pending | None:
+        return self.last_plan.reason(job_id) if self.last_plan else None
+
+    # helpers the cycle uses to mirror its own plan into the state ------------------
+    def _mark_domain(self, name: str, state: DomainState, now: float) -> None:
+        d = self.domains[name]
+        self.set_domain(attrs.evolve(d, state=state, since=now))
+
+    def _mark_running(self, job_id: str, domain: str, now: float, via_engine: bool) -> None:
+        job = attrs.evolve(self.jobs[job_id], state=JobState.RUNNING, domain=domain, start_time=now)
+        self.jobs[job_id] = job
+        self.status[job_id] = _STATE_RUNNING
+        self.domain_jobs[domain].add(job_id)
+        if not via_engine:
+            h = self._job_h.get(job_id)
+            if h is None:
+                self._engine_add(job, _STATE_RUNNING)
+            else:
+                self.engine.start_job(h, self._slot_h[domain], now)
+
+
+class _Cycle:
+    """The state of one cycle's decision; thrown away when the plan is made."""
+
+    def __init__(self, s: Scheduler, now: float):
+        self.s, self.now = s, now
+        self.policy = s.policy
+        self.actions: list[Action] = []
+        self.pending: dict[str, Pending] = {}
+        self.notes: dict[str, str] = {}
+        self.rooms = {h: lifecycle.HostRoom.build(s.hosts[h], s.host_domains.get(h, ()), s.domains)
+                      for h in sorted(s.hosts)}
+        self.claimed: set[str] = set()   # domains this cycle already gave to a job or action
+        self.waiting: dict[str, tuple[int, list[str]]] = {}  # capacity waits, explained at the end
+        self.requeued: dict[str, str] = {}  # jobs this cycle displaced, and by whom
+        self.reserved: dict[str, int] = {}  # domain -> least class rank that may use it now
+        self.default_rank = s.policy.preemption.rank(s.policy.preemption.default_class)
+        self.boots_left = s.policy.lifecycle.max_concurrent_boots - sum(
+            1 for d in s.domains.values() if d.state is DomainState.BOOTING)
+
+    def busy(self, name: str) -> bool:
+        return bool(self.s.domain_jobs.get(name)) or name in self.claimed
+
+    def run(self) -> Plan:
+        s, now = self.s, self.now
+        f = s.factors(now)
+        s.engine.set_factors([f.get(p, 0.0) for p, _ in sorted(s._entities.items(), key=lambda kv: kv[1])])
+        self.route()
+        self.resume_suspended()
+        held_back = self.image_share_holdback(f)
+        self.reserve_for_preemptors()
+        self.run_bound()
+        unplaced = self.match()
+        unplaced = self.preempt(unplaced)
+        self.place(unplaced, held_back)
+        self.second_chance(held_back)
+        for name in sorted(self.reserved):
+            if name in s.domains and s.domains[name].state.active:
+                s.engine.set_slot_active(s._slot_h[name], True)
+        if self.policy.lifecycle.dynamic_boot:
+            # Domains a site defines statically (Magrathea) are never shut down: nothing
+            # would boot them again.
+            self.actions.extend(lifecycle.plan_idle(self.rooms, s.domains, self.busy, self.policy.lifecycle, now,
+                                                    self.claimed))
+        for a in self.actions:
+            if a.verb == "shutdown" and a.domain in s.domains:
+                s._mark_domain(a.domain, DomainState.SHUTTING_DOWN, now)
+        self.warm_pool()
+        self.explain_waiting()
+        for vid, why in self.requeued.items():
+            if s.status.get(vid) == _STATE_PENDING:
+                self.pending[vid] = Pending(Verdict.NOT_NOW, why)
+        for jid, why in s._never.items():
+            self.pending[jid] = Pending(Verdict.NEVER, why)
+        for jid, st in s.status.items():
+            if st == _STATE_HELD and jid not in self.pending:
+                self.pending[jid] = Pending(Verdict.NOT_NOW, f"job is held (state {s.jobs[jid].state.value})")
+        return Plan(now, tuple(self.actions), tuple(sorted(self.pending.items())), s.engine.name)
+
+    # -- routing -----------------------------------------------------------------------
+    def route(self) -> None:
+        s = self.s
+        for jid in sorted((j for j, st in s.status.items() if st == _STATE_ROUTING),
+                          key=lambda j: (s.jobs[j].submit_time, j)):
+            job = s.jobs[jid]
+            r = route(job, self.policy.queues)
+            if r.queue is None:
+                self.pending[jid] = Pending(Verdict.NEVER, r.reason)
+                continue
+            self.actions.append(RouteJob(jid, r.queue))
+            s.set_job(attrs.evolve(job, queue=r.queue))
+
+    # -- resume what preemption froze ----------------------------------------------------
+    def resume_suspended(self) -> None:
+        s = self.s
+        for name in sorted((n for n, d in s.domains.items() if d.state is DomainState.SUSPENDED
+                            and s.domain_jobs.get(n)), key=lambda n: (s.domains[n].since, n)):
+            d = s.domains[name]
+            room = self.rooms[d.host]
+            if not room.host.up:
+                continue
+            # The preemptor's domain, idle now that its work ended, steps aside.
+            idle = [s.domains[n] for n in room.domains if s.domains[n].state is DomainState.FREE
+                    and not self.busy(n)]
+            freed: list[Domain] = []
+            while not room.fits(d.cores, d.memory_mb, freed) and len(freed) < len(idle):
+                freed.append(idle[len(freed)])
+            if room.fits(d.cores, d.memory_mb, freed):
+                for f in freed:
+                    self.actions.append(SuspendDomain(f.name))
+                    room.give(f)
+                    s._mark_domain(f.name, DomainState.OCCUPIED, self.now)
+                    self.claimed.add(f.name)
+                room.take(d.cores, d.memory_mb)
+                self.actions.append(ResumeDomain(name))
+                s._mark_domain(name, DomainState.RUNNING, self.now)
+                for jid in sorted(s.domain_jobs[name]):
+                    if s.status.get(jid) == _STATE_SUSPENDED:
+                        s.set_job(attrs.evolve(s.jobs[jid], state=JobState.RUNNING))
+                self.claimed.add(name)
+        # Jobs suspended inside an active domain (suspend-jobs mode) resume when it has room.
+        for jid in sorted((j for j, st in s.status.items() if st == _STATE_SUSPENDED),
+                          key=lambda j: (s.jobs[j].start_time or 0.0, j)):
+            job = s.jobs[jid]
+            d = s.domains.get(job.domain) if job.domain else None
+            if d is None or not d.state.active:
+                continue
+            used_c = sum(s.jobs[o].cores for o in s.domain_jobs[d.name] if s.status.get(o) == _STATE_RUNNING)
+            used_m = sum(s.jobs[o].memory_mb for o in s.domain_jobs[d.name] if s.status.get(o) == _STATE_RUNNING)
+            if used_c + job.cores <= d.cores and used_m + job.memory_mb <= d.memory_mb:
+                try:
+                    s.set_job(attrs.evolve(job, state=JobState.RUNNING))
+                except EngineError:
+                    continue
+                self.actions.append(ResumeJob(jid))
+
+    # -- fair share across images ----------------------------------------------------------
+    def image_share_holdback(self, factors) -> set[str]:
+        """Idle domains of VOs over their share are kept from their own VO's jobs this cycle,
+        so that lifecycle can hand their hosts to a VO under its share."""
+        s = self.s
+        if not self.policy.fairshare.image_shares or not self.policy.fairshare.shares:
+            return set()
+        vo_share = {p[0]: sh for p, sh in self.policy.fairshare.shares if len(p) == 1}
+        if len(vo_share) < 2:
+            return set()
+        held: Counter = Counter()
+        for d in s.domains.values():
+            if d.state in (DomainState.FREE, DomainState.RUNNING, DomainState.BOOTING):
+                for vo in self.policy.images[d.image].vos if d.image in self.policy.images else ():
+                    if vo in vo_share:
+                        held[vo] += d.cores / max(1, len(self.policy.images[d.image].vos & set(vo_share)))
+        waiting: Counter = Counter()
+        running: Counter = Counter()
+        for jid, st in s.status.items():
+            j = s.jobs[jid]
+            if st == _STATE_PENDING and jid not in s._never:
+                waiting[j.vo] += j.cores
+            elif st == _STATE_RUNNING:
+                running[j.vo] += j.cores
+        demand = {vo: waiting[vo] + running[vo] for vo in vo_share}
+        capacity = sum(h.cores for h in s.hosts.values() if h.up)
+        target = partition.targets(capacity, vo_share, demand)
+        over = partition.over_share(held, target, waiting)
+        out = set()
+        if not over:
+            return out
+        for name in sorted(s.domains):
+            d = s.domains[name]
+            img = self.policy.images.get(d.image)
+            if d.state is DomainState.FREE and not s.domain_jobs.get(name) and img is not None \
+                    and img.vos & set(vo_share) and (img.vos & set(vo_share)) <= over:
+                s.engine.set_slot_active(s._slot_h[name], False)
+                out.add(name)
+        for jid, st in s.status.items():
+            if st == _STATE_PENDING and s.jobs[jid].vo in over:
+                self.notes[jid] = f"VO {s.jobs[jid].vo} over its share ({held[s.jobs[jid].vo]:.0f} cores held, " \
+                                  f"target {target.get(s.jobs[jid].vo, 0):.0f})"
+        return out
+
+    # -- WNoDeS bound jobs ------------------------------------------------------------------
+    def run_bound(self) -> None:
+        s = self.s
+        for jid in sorted((j for j, st in s.status.items() if st == _STATE_BOUND),
+                          key=lambda j: (s.jobs[j].submit_time, j)):
+            job = s.jobs[jid]
+            d = s.domains.get(job.domain)
+            if d is None:
+                self.pending[jid] = Pending(Verdict.NOT_NOW, f"bound to domain {job.domain}, which is gone; "
+                                                             "waiting for the server to unbind it")
+            elif d.state.active and not s.domain_jobs.get(d.name) and d.cores >= job.cores \
+                    and d.memory_mb >= job.memory_mb:
+                self.actions.append(RunJob(jid, d.name))
+                s._mark_running(jid, d.name, self.now, via_engine=False)
+                self.claimed.add(d.name)
+            else:
+                self.pending[jid] = Pending(Verdict.NOT_NOW, f"waiting for domain {d.name} (bound) to "
+                                                             f"{'boot' if d.state is DomainState.BOOTING else 'free'}")
+
+    # -- matching ---------------------------------------------------------------------------
+    def match(self) -> list[int]:
+        s, w = self.s, self.policy.priority
+        prefilter = self.s.plugins.get("pre_filter")
+        blocked = []
+        if prefilter is not None:
+            for jid, st in sorted(s.status.items()):
+                if st == _STATE_PENDING and jid in s._job_h:
+                    status = prefilter.pre_filter(s.jobs[jid], self.now)
+                    if not status.ok:
+                        blocked.append(jid)
+                        s.engine.remove_job(s._job_h[jid])
+                        self.pending[jid] = Pending(
+                            Verdict.NEVER if status.code is Code.UNSCHEDULABLE_NEVER else Verdict.NOT_NOW,
+                            status.reason)
+        try:
+            if "queue_sort" in s.plugins or "score" in s.plugins:
+                placed, unplaced = self._match_python(w)
+            else:
+                res = s.engine.match(self.now, w.fairshare, w.klass, w.age, self.policy.max_starts_per_cycle)
+                placed = list(res.placed)
+                self.counts = dict(res.pending)
+                unplaced = [h for h, _ in res.pending]
+            flt = s.plugins.get("filter")
+            for h, slot in placed:
+                jid, dname = s._job_name[h], s._slot_name[slot]
+                if flt is not None:
+                    st = flt.filter(s.jobs[jid], s.domains[dname], s.hosts[s.domains[dname].host])
+                    if not st.ok:
+                        s.engine.requeue_job(h)
+                        self.notes[jid] = st.reason
+                        unplaced.append(h)
+                        self.counts.setdefault(h, s.engine.reasons(h))
+                        continue
+                self.actions.append(RunJob(jid, dname))
+                s._mark_running(jid, dname, self.now, via_engine=True)
+                self.claimed.add(dname)
+        finally:
+            for jid in blocked:
+                job = s.jobs[jid]
+                h = s._job_h.pop(jid)
+                del s._job_name[h]
+                if s.status.get(jid) == _STATE_PENDING:
+                    s._engine_add(job, _STATE_PENDING, handle=h)
+        return unplaced
+
+    def _match_python(self, w) -> tuple[list, list]:
+        """The plugin path: a Python queue order and domain scores; same matcher state."""
+        s = self.s
+        sorter, scorer = s.plugins.get("queue_sort"), s.plugins.get("score")
+        order = s.engine.order(self.now, w.fairshare, w.klass, w.age)
+        if sorter is not None:
+            order = sorted(order, key=lambda h: sorter.sort_key(
+                s.jobs[s._job_name[h]], s.engine.priority(h, self.now, w.fairshare, w.klass, w.age)))
+        placed, unplaced = [], []
+        self.counts = {}
+        for h in order:
+            if 0 <= self.policy.max_starts_per_cycle <= len(placed):
+                unplaced.append(h)
+                continue
+            slot = s.engine.best_slot(h)
+            if slot is not None and scorer is not None:
+                job = s.jobs[s._job_name[h]]
+                best = None
+                for dname in sorted(s.domains):
+                    d = s.domains[dname]
+                    if self._fits_now(job, d, h):
+                        key = (-scorer.score(job, d, s.hosts[d.host]), s._slot_h[dname])
+                        best = key if best is None or key < best else best
+                slot = best[1] if best else None
+            if slot is None:
+                unplaced.append(h)
+                continue
+            s.engine.start_job(h, slot, self.now)
+            placed.append((h, slot))
+        for h in unplaced:
+            self.counts[h] = s.engine.reasons(h)
+        return placed, unplaced
+
+    def _fits_now(self, job: Job, d: Domain, h: int) -> bool:
+        s = self.s
+        if not d.state.active or d.name in s._slot_h and s._kind(d.image, s.hosts[d.host].features) \
+                not in s._job_kinds(job):
+            return False
+        running = [s.jobs[o] for o in s.domain_jobs.get(d.name, ()) if s.status.get(o) == _STATE_RUNNING]
+        q = self.policy.queues.get(job.queue)
+        caps = [self.policy.queues[o.queue].per_domain_jobs for o in running if o.queue in self.policy.queues]
+        cap = min(caps + [q.per_domain_jobs if q else 1])
+        return len(running) < cap and sum(o.cores for o in running) + job.cores <= d.cores and \
+            sum(o.memory_mb for o in running) + job.memory_mb <= d.memory_mb
+
+    # -- preemption -------------------------------------------------------------------------
+    def preempt(self, unplaced: list[int]) -> list[int]:
+        s = self.s
+        if self.mode_off():
+            return unplaced
+        left = []
+        permit = s.plugins.get("preempt")
+        lowest = 0
+        tried: set = set()
+        for h in unplaced:
+            jid = s._job_name.get(h)
+            if jid is None:
+                continue
+            job = s.jobs[jid]
+            rank = self.policy.preemption.rank(self.policy.preemption.class_of(job))
+            shape = (s._job_kinds(job), job.cores, job.memory_mb, rank)
+            victims = None
+            if rank > lowest and shape not in tried:
+                victims = s.engine.find_victims(h, s.mode, self.now)
+                if victims is None:
+                    tried.add(shape)
+            if victims is not None and permit is not None:
+                st = permit.allow(job, [s.jobs[s._job_name[v]] for v in victims.jobs])
+                if not st.ok:
+                    self.notes[jid] = st.reason
+                    victims = None
+            if victims is None:
+                if self.policy.preemption.owner_reclaim and self._owner_reclaim(h, job):
+                    continue
+                left.append(h)
+                continue
+            self._apply_victims(h, jid, victims)
+        return left
+
+    def mode_off(self) -> bool:
+        return self.s.mode is None
+
+    def _apply_victims(self, h: int, jid: str, victims) -> None:
+        s, now = self.s, self.now
+        target = s._slot_name[victims.slot]
+        victim_rank = max((self._rank(s.jobs[s._job_name[v]]) for v in victims.jobs), default=-1)
+        if s.mode == MODE_SUSPEND_DOMAIN:
+            for slot in victims.suspend_slots:
+                name = s._slot_name[slot]
+                self.actions.append(SuspendDomain(name, by=jid))
+                self.rooms[s.domains[name].host].give(s.domains[name])
+                for v in sorted(s.domain_jobs[name]):
+                    s.jobs[v] = attrs.evolve(s.jobs[v], state=JobState.SUSPENDED)
+                    s.status[v] = _STATE_SUSPENDED
+                s._mark_domain(name, DomainState.SUSPENDED, now)
+            d = s.domains[target]
+            self.rooms[d.host].take(d.cores, d.memory_mb)
+            self.actions.append(ResumeDomain(target))
+            s._mark_domain(target, DomainState.FREE, now)
+        else:
+            for v in victims.jobs:
+                vid = s._job_name[v]
+                vjob = s.jobs[vid]
+                if s.mode == MODE_SUSPEND_JOBS:
+                    self.actions.append(SuspendJob(vid, by=jid))
+                    s.remove_job(vid)
+                    s.jobs[vid] = attrs.evolve(vjob, state=JobState.SUSPENDED)
+                    s.status[vid] = _STATE_SUSPENDED
+                    s.domain_jobs[vjob.domain].add(vid)
+                else:
+                    self.actions.append(RequeueJob(vid, by=jid))
+                    s.remove_job(vid)
+                    s.set_job(attrs.evolve(vjob, state=JobState.QUEUED, domain=None, start_time=None))
+                    self.requeued[vid] = f"requeued: preempted by {jid}"
+        self.actions.append(RunJob(jid, target))
+        s.engine.start_job(h, victims.slot, now)
+        s._mark_running(jid, target, now, via_engine=True)
+        self.claimed.add(target)
+        if victims.jobs:
+            self._reserve(target, victim_rank + 1)
+
+    def _owner_reclaim(self, h: int, job: Job) -> bool:
+        """The job's group owns hosts that borrowers hold: evict the cheapest borrower
+        domains of lower class and place the job there (boot or activate its image)."""
+        s, now = self.s, self.now
+        if not any(host.owner in (job.group, job.vo) for host in s.hosts.values() if host.owner):
+            return False
+        images = s.images_for(job)
+        if not images:
+            return False
+        running = {j: s.jobs[j] for j, st in s.status.items() if st == _STATE_RUNNING}
+        rec = find_owner_reclaim(job, self._rank, self.rooms, s.domains, s.domain_jobs, running,
+                                 lambda host: self._size_for(job, host), now)
+        if rec is None:
+            return False
+        room = self.rooms[rec.host]
+        for dname in rec.domains:
+            d = s.domains[dname]
+            room.give(d)
+            self.claimed.add(dname)
+            victims = sorted(s.domain_jobs.get(dname, ()))
+            if s.mode == MODE_REQUEUE or s.mode is None:
+                for vid in victims:
+                    vjob = s.jobs[vid]
+                    self.actions.append(RequeueJob(vid, by=job.id))
+                    s.remove_job(vid)
+                    s.set_job(attrs.evolve(vjob, state=JobState.QUEUED, domain=None, start_time=None))
+                    self.waiting.pop(vid, None)
+                    self.requeued[vid] = f"requeued: host {rec.host}'s owner reclaimed it for job {job.id}"
+                self.actions.append(ShutdownDomain(dname))
+                room.domains.remove(dname)
+                s._mark_domain(dname, DomainState.SHUTTING_DOWN, now)
+            else:
+                self.actions.append(SuspendDomain(dname, by=job.id if victims else None))
+                for vid in victims:
+                    s.jobs[vid] = attrs.evolve(s.jobs[vid], state=JobState.SUSPENDED)
+                    s.status[vid] = _STATE_SUSPENDED
+                s._mark_domain(dname, DomainState.SUSPENDED if victims else DomainState.OCCUPIED, now)
+        placement = lifecycle.plan_placement(job, images, {rec.host: room}, s.domains, self.busy,
+                                             self.policy.flavors, self.policy.images, self.policy.lifecycle,
+                                             max(1, self.boots_left), now)
+        if placement is None:
+            return False
+        self._apply_placement(h, job.id, job, placement)
+        return True
+
+    def _size_for(self, job: Job, host: Host) -> tuple[int, int] | None:
+        """Room a domain for ``job`` takes on ``host``: an idle inactive domain of its image
+        there, else the flavor lifecycle would boot."""
+        s = self.s
+        images = set(s.images_for(job))
+        for dname in s.host_domains.get(host.name, ()):
+            d = s.domains[dname]
+            if d.image in images and d.state in (DomainState.OCCUPIED, DomainState.SUSPENDED) \
+                    and not s.domain_jobs.get(dname) and d.cores >= job.cores and d.memory_mb >= job.memory_mb:
+                return d.cores, d.memory_mb
+        if not self.policy.lifecycle.dynamic_boot:
+            return None
+        f = lifecycle.choose_flavor(job, self.policy.flavors, host)
+        return None if f is None else f.size_on(host)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def place(self, unplaced: list[int], held_back: set[str]) -> None:
+        s, now = self.s, self.now
+        counts = getattr(self, "counts", {})
+        lc = self.policy.lifecycle
+        booting_for: dict[str, list[Domain]] = {}
+        for d in s.domains.values():
+            if d.state is DomainState.BOOTING and not s.domain_jobs.get(d.name):
+                booting_for.setdefault(d.image, []).append(d)
+        promised: Counter = Counter()
+        failed: set = set()
+        total = len(s.domains)
+        for h in unplaced:
+            jid = s._job_name.get(h)
+            if jid is None or s.status.get(jid) != _STATE_PENDING:
+                continue
+            job = s.jobs[jid]
+            images = s.images_for(job)
+            # Domains activated earlier in this phase may take more jobs: fill them first.
+            slot = s.engine.best_slot(h)
+            if slot is None and self.reserved:
+                slot = self._reserved_slot(h, job)
+            if slot is None and held_back and self._rank(job) > self.default_rank:
+                slot = self._held_back_slot(h, job, held_back)
+            if slot is not None:
+                dname = s._slot_name[slot]
+                self.actions.append(RunJob(jid, dname))
+                s.engine.start_job(h, slot, now)
+                s._mark_running(jid, dname, now, via_engine=True)
+                self.claimed.add(dname)
+                continue
+            note = self.notes.get(jid)
+            wait = None
+            for img in images:
+                for d in sorted(booting_for.get(img, ()), key=lambda d: d.name):
+                    if d.cores >= job.cores and d.memory_mb >= job.memory_mb and promised[d.name] < 1:
+                        wait = d
+                        break
+                if wait:
+                    break
+            if wait is not None:
+                promised[wait.name] += 1
+                self.waiting[jid] = (h, [f"waiting for domain {wait.name} to boot"])
+                continue
+            shape = (images, job.cores, job.memory_mb, job.features)
+            placement = None
+            if shape not in failed and images:
+                placement = lifecycle.plan_placement(
+                    job, images, {n: r for n, r in self.rooms.items() if job.features <= r.host.features},
+                    s.domains, lambda n: self.busy(n) and n not in held_back, self.policy.flavors,
+                    self.policy.images, lc, self.boots_left, now,
+                    reclaimable=lambda d: True)
+                if placement is None:
+                    failed.add(shape)
+            if placement is None:
+                notes = [note] if note else []
+                if lc.dynamic_boot and self.boots_left <= 0:
+                    notes.append(f"boot limit reached ({lc.max_concurrent_boots} under way)")
+                self.waiting[jid] = (h, notes)
+                continue
+            self._apply_placement(h, jid, job, placement)
+
+    def explain_waiting(self) -> None:
+        """Reasons from the state at the end of the cycle, once per job shape: what an admin
+        reads must match what the cluster looks like after this plan, not halfway through."""
+        s = self.s
+        total = len(s.domains)
+        texts: dict = {}
+        for jid, (h, notes) in self.waiting.items():
+            if s.status.get(jid) != _STATE_PENDING or s._job_name.get(h) != jid:
+                continue
+            job = s.jobs[jid]
+            key = (s._job_kinds(job), job.cores, job.memory_mb, job.queue, job.features)
+            base = texts.get(key)
+            if base is None:
+                base = texts[key] = self._reason_text(job, s.engine.reasons(h), total)
+            self.pending[jid] = Pending(Verdict.NOT_NOW, "; ".join([base] + notes))
+
+    def second_chance(self, held_back: set[str]) -> None:
+        """Held-back domains that no under-share VO took this cycle go back to their own VO:
+        idle cores help nobody."""
+        s, now = self.s, self.now
+        back = [n for n in sorted(held_back) if n not in self.claimed and n in s.domains
+                and s.domains[n].state is DomainState.FREE]
+        if not back:
+            return
+        for name in back:
+            s.engine.set_slot_active(s._slot_h[name], True)
+        w = self.policy.priority
+        for h in s.engine.order(now, w.fairshare, w.klass, w.age):
+            jid = s._job_name[h]
+            if jid not in self.waiting or s.status.get(jid) != _STATE_PENDING:
+                continue
+            slot = s.engine.best_slot(h)
+            if slot is None:
+                continue
+            dname = s._slot_name[slot]
+            self.actions.append(RunJob(jid, dname))
+            s.engine.start_job(h, slot, now)
+            s._mark_running(jid, dname, now, via_engine=True)
+            self.claimed.add(dname)
+            del self.waiting[jid]
+
+    def _rank(self, job: Job) -> int:
+        return self.policy.preemption.rank(self.policy.preemption.class_of(job))
+
+    def reserve_for_preemptors(self) -> None:
+        """While a host holds suspended work, its active domains serve only jobs that outrank
+        it: otherwise an equal job would slip into the room a preemptor made, and the
+        suspended jobs would in effect be preempted by their equals."""
+        s = self.s
+        for hname in sorted(s.host_domains):
+            frozen = [j for n in s.host_domains[hname] if s.domains[n].state is DomainState.SUSPENDED
+                      for j in s.domain_jobs.get(n, ())]
+            if not frozen:
+                continue
+            need = max(self._rank(s.jobs[j]) for j in frozen) + 1
+            for n in s.host_domains[hname]:
+                if s.domains[n].state.active:
+                    self._reserve(n, need)
+
+    def _reserve(self, name: str, need: int) -> None:
+        self.reserved[name] = max(need, self.reserved.get(name, 0))
+        self.s.engine.set_slot_active(self.s._slot_h[name], False)
+
+    def _reserved_slot(self, h: int, job: Job) -> int | None:
+        s, rank = self.s, self._rank(job)
+        for name in sorted(self.reserved):
+            if rank < self.reserved[name] or name not in s.domains or not s.domains[name].state.active:
+                continue
+            slot = s._slot_h[name]
+            s.engine.set_slot_active(slot, True)
+            found = s.engine.best_slot(h)
+            s.engine.set_slot_active(slot, False)
+            if found == slot:
+                return slot
+        return None
+
+    def _held_back_slot(self, h: int, job: Job, held_back: set[str]) -> int | None:
+        """A job above the default class is never kept waiting by the share between images:
+        it may take an idle domain held back from its over-share VO."""
+        s = self.s
+        for name in sorted(held_back):
+            if name in self.claimed or name not in s.domains or s.domains[name].state is not DomainState.FREE:
+                continue
+            s.engine.set_slot_active(s._slot_h[name], True)
+            slot = s.engine.best_slot(h)
+            if slot == s._slot_h[name]:
+                held_back.discard(name)
+                return slot
+            s.engine.set_slot_active(s._slot_h[name], False)
+        return None
+
+    def _apply_placement(self, h: int, jid: str, job: Job, placement: lifecycle.Placement) -> None:
+        s, now = self.s, self.now
+        for a in placement.actions:
+            self.actions.append(a)
+            if hasattr(a, "domain"):
+                self.claimed.add(a.domain)
+            if a.verb == "suspend-domain":
+                s._mark_domain(a.domain, DomainState.OCCUPIED, now)
+            elif a.verb == "shutdown":
+                s._mark_domain(a.domain, DomainState.SHUTTING_DOWN, now)
+                self.claimed.add(a.domain)
+            elif a.verb == "resume-domain":
+                s._mark_domain(a.domain, DomainState.FREE, now)
+        if placement.new is not None:
+            self.boots_left -= 1
+            s.set_domain(placement.new)
+        self.claimed.add(placement.domain)
+        if placement.ready:
+            self.actions.append(RunJob(jid, placement.domain))
+            s._mark_running(jid, placement.domain, now, via_engine=False)
+        elif self.policy.lifecycle.bind_on_boot:
+            self.actions.append(BindJob(jid, placement.domain))
+            s.remove_job(jid)
+            s.set_job(attrs.evolve(job, domain=placement.domain))
+            self.pending[jid] = Pending(Verdict.NOT_NOW, f"bound to domain {placement.domain}, booting for it")
+        else:
+            self.pending[jid] = Pending(Verdict.NOT_NOW, f"booting domain {placement.domain} for it")
+
+    def _reason_text(self, job: Job, counts, total: int) -> str:
+        s = self.s
+        wrong = counts[Reason.WRONG_KIND]
+        parts = []
+        if wrong:
+            images = set(s.images_for(job))
+            feat = sum(n for (img, f), k in s._kinds.items() for n in [s._kind_total[k]]
+                       if img in images and not job.features <= f)
+            if wrong - feat:
+                parts.append(f"{wrong - feat} wrong image")
+            if feat:
+                parts.append(f"{feat} missing feature {','.join(sorted(job.features))}")
+        for r in (Reason.NOT_ACTIVE, Reason.FULL, Reason.CORES, Reason.MEMORY):
+            if counts[r]:
+                parts.append(f"{counts[r]} {_REASON_WORDS[r]}")
+        return f"0/{total} domains" + (": " + ", ".join(parts) if parts else "")
+
+    def warm_pool(self) -> None:
+        s, lc = self.s, self.policy.lifecycle
+        for image, want in lc.warm_pool:
+            have = sum(1 for d in s.domains.values() if d.image == image and
+                       d.state in (DomainState.FREE, DomainState.BOOTING) and not s.domain_jobs.get(d.name))
+            vo = sorted(self.policy.images[image].vos)[0] if self.policy.images[image].vos else "warm"
+            probe = Job("warm-pool", "vmsched", vo, vo, next(iter(sorted(self.policy.queues))), 1, 0, 1, self.now,
+                        image=image)
+            while have < want and self.boots_left > 0:
+                p = lifecycle.plan_placement(probe, (image,), self.rooms, s.domains, self.busy, self.policy.flavors,
+                                             self.policy.images, lc, self.boots_left, self.now,
+                                             reclaimable=lambda d: False)
+                if p is None or p.new is None:
+                    break
+                self.actions.extend(p.actions)
+                self.boots_left -= 1
+                s.set_domain(p.new)
+                self.claimed.add(p.domain)
+                have += 1

@@ -1,0 +1,228 @@
+"""VM lifecycle: which domains to activate, boot, suspend or shut down this cycle.
+
+The rules a site admin asked for, in the order they apply:
+
+* a host holds at most ``max_active`` active domains (1 in Magrathea) and never more active
+  cores or memory than it has; booting and resuming domains count as active;
+* a job that found no free domain first tries an idle inactive domain of its image (activate
+  it, switching out an idle active one if the host is at ``max_active``), then a new domain
+  (CERN's dynamic instantiation) on a host with room, preferring the job's owner's hosts, then
+  hosts with the image cached, then the tightest fit;
+* at most ``max_concurrent_boots`` boots are under way at once;
+* a domain idle past ``idle_shutdown`` is shut down, except those an image's warm pool keeps;
+* a domain already booting for a job's image is waited for, not booted twice.
+
+:class:`HostRoom` is the per-cycle ledger of what each host has left; every action planned
+updates it, so two jobs never count on the same cores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+import attrs
+
+from vmsched.model import Domain, DomainState, Flavor, Host, Image, Job
+from vmsched.plan import Action, BootDomain, ResumeDomain, ShutdownDomain, SuspendDomain
+from vmsched.policyfile import LifecyclePolicy
+
+__all__ = ["HostRoom", "choose_flavor", "Placement", "plan_placement", "plan_idle"]
+
+_ACTIVE_LIKE = (DomainState.FREE, DomainState.RUNNING, DomainState.BOOTING)
+
+
+@attrs.define(slots=True)
+class HostRoom:
+    """What one host has left this cycle, updated by every planned action."""
+
+    host: Host
+    domains: list[str]
+    active: int = 0
+    cores: int = 0
+    memory: int = 0
+
+    @classmethod
+    def build(cls, host: Host, names: Iterable[str], domains: Mapping[str, Domain]) -> "HostRoom":
+        room = cls(host, list(names))
+        for n in room.domains:
+            d = domains[n]
+            if d.state in _ACTIVE_LIKE:
+                room.active += 1
+                room.cores += d.cores
+                room.memory += d.memory_mb
+        return room
+
+    def fits(self, cores: int, memory: int, freed: Iterable[Domain] = ()) -> bool:
+        freed = list(freed)
+        active = self.active - len(freed)
+        c = self.cores - sum(d.cores for d in freed)
+        m = self.memory - sum(d.memory_mb for d in freed)
+        return active < self.host.max_active and c + cores <= self.host.cores and m + memory <= self.host.memory_mb
+
+    def take(self, cores: int, memory: int) -> None:
+        self.active += 1
+        self.cores += cores
+        self.memory += memory
+
+    def give(self, d: Domain) -> None:
+        self.active -= 1
+        self.cores -= d.cores
+        self.memory -= d.memory_mb
+
+
+def choose_flavor(job: Job, flavors: Mapping[str, Flavor], host: Host) -> Flavor | None:
+    """The smallest fixed flavor the job fits; a whole-node flavor when it needs a host."""
+    fixed = sorted((f for f in flavors.values() if f.whole_node is None),
+                   key=lambda f: (f.cores, f.memory_mb, f.name))
+    for f in fixed:
+        if f.cores >= job.cores and f.memory_mb >= job.memory_mb and f.cores <= host.cores \
+                and f.memory_mb <= host.memory_mb:
+            return f
+    for f in sorted((f for f in flavors.values() if f.whole_node), key=lambda f: (f.whole_node != "hard", f.name)):
+        c, m = f.size_on(host)
+        if c >= job.cores and m >= job.memory_mb and c >= f.min_cores:
+            return f
+    return None
+
+
+@attrs.frozen(slots=True)
+class Placement:
+    """How lifecycle will make room for one job: the actions, and the domain it will run in."""
+
+    actions: tuple[Action, ...]
+    domain: str
+    ready: bool      # True: the job can run in ``domain`` right after ``actions`` (activation)
+    new: Domain | None = None
+
+
+def plan_placement(job: Job, images: Iterable[str], rooms: Mapping[str, HostRoom], domains: Mapping[str, Domain],
+                   busy: Callable[[str], bool], flavors: Mapping[str, Flavor], all_images: Mapping[str, Image],
+                   policy: LifecyclePolicy, boots_left: int, now: float,
+                   reclaimable: Callable[[Domain], bool] = lambda d: True) -> Placement | None:
+    """Activation of an idle inactive domain, else a boot; None when neither is possible."""
+    images = tuple(images)
+    idle_active = {h: [domains[n] for n in r.domains if domains[n].state is DomainState.FREE
+                       and not busy(n) and reclaimable(domains[n])] for h, r in rooms.items()}
+
+    def room_with_switch(r: HostRoom, cores: int, memory: int) -> list[Domain] | None:
+        if r.fits(cores, memory):
+            return []
+        freed: list[Domain] = []
+        for d in sorted(idle_active[r.host.name], key=lambda d: (d.cores, d.name)):
+            freed.append(d)
+            if r.fits(cores, memory, freed):
+                return freed
+        return None
+
+    def order(hname: str) -> tuple:
+        h = rooms[hname].host
+        owned = h.owner is not None and h.owner in (job.group, job.vo)
+        return (not owned, h.owner is not None and not owned, hname)
+
+    # 1. activate an idle inactive domain of a usable image
+    for hname in sorted(rooms, key=order):
+        r = rooms[hname]
+        if not r.host.up:
+            continue
+        for n in r.domains:
+            d = domains[n]
+            if d.image not in images or d.state not in (DomainState.OCCUPIED, DomainState.SUSPENDED) or busy(n):
+                continue
+            if d.cores < job.cores or d.memory_mb < job.memory_mb:
+                continue
+            freed = room_with_switch(r, d.cores, d.memory_mb)
+            if freed is None:
+                continue
+            acts: list[Action] = []
+            for f in freed:
+                acts.append(SuspendDomain(f.name))
+                r.give(f)
+            r.take(d.cores, d.memory_mb)
+            acts.append(ResumeDomain(d.name))
+            return Placement(tuple(acts), d.name, True)
+    # 2. boot a new domain
+    if not policy.dynamic_boot or boots_left <= 0:
+        return None
+    best = None
+    for hname, r in rooms.items():
+        h = r.host
+        if not h.up:
+            continue
+        for image in images:
+            flavor = choose_flavor(job, flavors, h)
+            if flavor is None:
+                continue
+            cores, memory = flavor.size_on(h)
+            # Whole-node "soft" takes what the host has left, at least min_cores.
+            if flavor.whole_node == "soft":
+                cores = max(flavor.min_cores, h.cores - r.cores)
+                memory = min(h.memory_mb - r.memory, cores * flavor.memory_mb_per_core)
+                if cores < job.cores or memory < job.memory_mb:
+                    continue
+            spare = [domains[n] for n in r.domains if domains[n].state in
+                     (DomainState.DOWN, DomainState.OCCUPIED, DomainState.SUSPENDED) and not busy(n)
+                     and reclaimable(domains[n])]
+            need_slot = len(r.domains) >= h.max_domains
+            if need_slot and not spare:
+                continue
+            freed = room_with_switch(r, cores, memory)
+            if freed is None:
+                continue
+            cached = image in h.cached_images
+            owned = h.owner is not None and h.owner in (job.group, job.vo)
+            key = (not owned, h.owner is not None and not owned, not (cached or not policy.prefer_cached),
+                   h.cores - r.cores - cores + sum(f.cores for f in freed), len(freed), hname, image)
+            if best is None or key < best[0]:
+                best = (key, hname, image, flavor, cores, memory, freed, spare[0] if need_slot else None)
+    if best is None:
+        return None
+    _, hname, image, flavor, cores, memory, freed, evict = best
+    r = rooms[hname]
+    acts = []
+    if evict is not None:
+        acts.append(ShutdownDomain(evict.name))
+        r.domains.remove(evict.name)
+    for f in freed:
+        acts.append(SuspendDomain(f.name))
+        r.give(f)
+    name = _new_name(hname, image, domains, r.domains)
+    r.take(cores, memory)
+    r.domains.append(name)
+    boot_s = all_images[image].boot_s
+    if image not in r.host.cached_images:
+        boot_s += all_images[image].size_gb * policy.image_download_s_per_gb
+    acts.append(BootDomain(name, hname, image, flavor.name, cores, memory))
+    new = Domain(name, hname, image, flavor.name, DomainState.BOOTING, cores, memory, since=now)
+    return Placement(tuple(acts), name, False, new)
+
+
+def _new_name(host: str, image: str, domains: Mapping[str, Domain], local: list[str]) -> str:
+    k = 1
+    while f"{host}-{image}-{k}" in domains or f"{host}-{image}-{k}" in local:
+        k += 1
+    return f"{host}-{image}-{k}"
+
+
+def plan_idle(rooms: Mapping[str, HostRoom], domains: Mapping[str, Domain], busy: Callable[[str], bool],
+              policy: LifecyclePolicy, now: float, keep: set[str]) -> list[Action]:
+    """Shut down domains idle past the timeout, keeping each image's warm pool."""
+    warm = dict(policy.warm_pool)
+    pool: dict[str, int] = {}
+    for d in sorted(domains.values(), key=lambda d: d.name):
+        if d.state in (DomainState.FREE, DomainState.BOOTING) and not busy(d.name):
+            pool[d.image] = pool.get(d.image, 0) + 1
+    acts: list[Action] = []
+    for d in sorted(domains.values(), key=lambda d: (d.since, d.name)):
+        if d.name in keep or busy(d.name) or d.state not in (DomainState.FREE, DomainState.OCCUPIED):
+            continue
+        if now - d.since < policy.idle_shutdown_s:
+            continue
+        if d.state is DomainState.FREE and pool.get(d.image, 0) <= warm.get(d.image, 0):
+            continue
+        if d.state is DomainState.FREE:
+            pool[d.image] -= 1
+            room = rooms.get(d.host)
+            if room is not None:
+                room.give(d)
+        acts.append(ShutdownDomain(d.name))
+    return acts
