@@ -15,9 +15,10 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["vmsched", "vmsched.*"]),
     package_data={"vmsched": ["data/*", "examples/*"]},
-    install_requires=["attrs>=23.1", "cffi>=1.15"],
+    # matplotlib draws the simulator's report plots, tqdm its progress bar: both are
+    # well-kept and the simulator is the main job, so they are plain requirements.
+    install_requires=["attrs>=23.1", "cffi>=1.15", "matplotlib>=3.7", "tqdm>=4.60"],
     extras_require={
-        "sim": ["matplotlib>=3.7", "tqdm>=4.60"],
         "test": ["pytest>=7", "hypothesis>=6.80"],
     },
     setup_requires=["cffi>=1.15"],

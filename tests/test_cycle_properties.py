@@ -161,3 +161,34 @@ def test_violation_is_detected():
     snap = Snapshot(10.0, policy.hosts, (d,), (j1, j2))
     with pytest.raises(PlanViolation):
         apply_plan(policy, snap, Plan(10.0, (RunJob("1", "d1"), RunJob("2", "d1")), ()))
+
+
+def _c_engine():
+    import os
+    from vmsched import _core
+    if not _core.AVAILABLE:
+        if os.environ.get("VMSCHED_REQUIRE_C") == "1":
+            pytest.fail(f"the C core must be built here: {_core.load_error()}")
+        pytest.skip(f"C core not built ({_core.load_error()})")
+    return _core.CEngine()
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sites(), st.integers(1, 4))
+def test_c_and_python_engines_make_the_same_plans(site, cycles):
+    """Issue 3: whole plans (actions in order, pending reasons), over several cycles."""
+    policy, snap = site
+    c_engine = _c_engine()
+    py = Scheduler(policy, engine=PyEngine(), store=UsageStore(":memory:"))
+    cc = Scheduler(policy, engine=c_engine, store=UsageStore(":memory:"))
+    for k in range(cycles):
+        a, b = py.on_cycle(snap), cc.on_cycle(snap)
+        assert a.actions == b.actions and a.pending == b.pending
+        snap = apply_plan(policy, snap, a)
+        more = [attrs.evolve(j, id=f"{k}-{j.id}", interactive=(k % 2 == 1), submit_time=snap.time, state=JobState.QUEUED,
+                             domain=None, start_time=None) for j in snap.jobs[:4]]
+        ended = [j for j in snap.jobs if j.state is JobState.RUNNING][:2]
+        for j in ended:
+            py.on_job_end(j, 100.0, now=snap.time + 50)
+            cc.on_job_end(j, 100.0, now=snap.time + 50)
+        snap = attrs.evolve(snap, time=snap.time + 100, jobs=tuple(j for j in snap.jobs if j not in ended) + tuple(more))

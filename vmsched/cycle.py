@@ -174,6 +174,8 @@ class Scheduler:
         at = now if now is not None else (job.start_time or 0.0) + seconds
         recorded = self.store.record(job.id, (job.vo, job.group, job.user), amount, at)
         self.remove_job(job.id)
+        if job.domain in self.domains:
+            self._settle(job.domain, at)
         return recorded
 
     def on_cycle(self, snapshot: Snapshot, now: float | None = None) -> Plan:
@@ -198,6 +200,18 @@ class Scheduler:
             self.remove_host(name)
         for j in sorted(snapshot.jobs, key=lambda j: (j.submit_time, j.id)):
             self.set_job(j)
+        # Servers differ in when they flip a node between free and job-exclusive; what counts
+        # is whether jobs are in it.
+        for name in sorted(self.domains):
+            self._settle(name, snapshot.time)
+
+    def _settle(self, name: str, now: float) -> None:
+        d = self.domains[name]
+        has = bool(self.domain_jobs.get(name))
+        if d.state is DomainState.RUNNING and not has:
+            self.set_domain(attrs.evolve(d, state=DomainState.FREE, since=now))
+        elif d.state is DomainState.FREE and has:
+            self.set_domain(attrs.evolve(d, state=DomainState.RUNNING))
 
     def set_host(self, host: Host) -> None:
         old = self.hosts.get(host.name)

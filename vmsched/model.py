@@ -152,7 +152,7 @@ def parse_duration(text: str) -> int:
     raise ValueError(f"expected a duration like 10:00:00, 90m or 7d, got {text!r}")
 
 
-_NODES_PART_RE = re.compile(r"^(\d+)?((?::[A-Za-z0-9_=.\-]+)*)$")
+_NODES_PART_RE = re.compile(r"^(\d+|[A-Za-z][A-Za-z0-9_.\-]*)?((?::[A-Za-z0-9_=.\-]+)*)$")
 
 
 def parse_nodes(text: str) -> tuple[int, int, tuple[str, ...]]:
@@ -167,8 +167,10 @@ def parse_nodes(text: str) -> tuple[int, int, tuple[str, ...]]:
     m = _NODES_PART_RE.match(s)
     if not s or not m:
         raise ValueError(f"expected a node spec like 1:ppn=2, got {text!r}")
-    nodes = int(m.group(1)) if m.group(1) else 1
-    ppn, props = 1, []
+    head = m.group(1) or "1"
+    # Torque reads a leading name as a node property (or a host name): one node having it.
+    nodes, props = (int(head), []) if head.isdigit() else (1, [head])
+    ppn = 1
     for part in filter(None, m.group(2).split(":")):
         if part.startswith("ppn="):
             v = part[4:]

@@ -831,13 +831,16 @@ def _parse_trace(r: _Reader, t: Any, images, queues, flavors, classes, base_dir:
 def _check_routing_loops(r: _Reader, queues: Mapping[str, Queue], raw_dest) -> None:
     """A routing loop (a -> b -> a) would bounce a job forever; PBS refuses it too."""
     where = {name: p for p, name, _ in raw_dest}
+    reported: set[frozenset] = set()
     for start in queues:
         stack, seen = [(start, (start,))], set()
         while stack:
             q, trail = stack.pop()
             for d in queues[q].destinations if q in queues else ():
                 if d == start and len(trail) > 1:
-                    r.problem(where[start] + ("destinations",), "routing loop " + " -> ".join(trail + (d,)))
+                    if frozenset(trail) not in reported:
+                        reported.add(frozenset(trail))
+                        r.problem(where[start] + ("destinations",), "routing loop " + " -> ".join(trail + (d,)))
                     stack = []
                     break
                 if d not in seen and d in queues:
