@@ -488,6 +488,7 @@ class _Cycle:
         self.waiting: dict[str, tuple[int, list[str]]] = {}  # capacity waits, explained at the end
         self.requeued: dict[str, str] = {}  # jobs this cycle displaced, and by whom
         self.reserved: dict[str, int] = {}  # domain -> least class rank that may use it now
+        self.held_back: set[str] = set()    # idle domains kept from over-share VOs this cycle
         self.default_rank = s.policy.preemption.rank(s.policy.preemption.default_class)
         self.boots_left = s.policy.lifecycle.max_concurrent_boots - sum(
             1 for d in s.domains.values() if d.state is DomainState.BOOTING)
@@ -501,7 +502,7 @@ class _Cycle:
         s.engine.set_factors([f.get(p, 0.0) for p, _ in sorted(s._entities.items(), key=lambda kv: kv[1])])
         self.route()
         self.resume_suspended()
-        held_back = self.image_share_holdback(f)
+        held_back = self.held_back = self.image_share_holdback(f)
         self.reserve_for_preemptors()
         self.run_bound()
         unplaced = self.match()
@@ -707,6 +708,7 @@ class _Cycle:
                 s.jobs[s._job_name[h]], s.engine.priority(h, self.now, w.fairshare, w.klass, w.age)))
         placed, unplaced = [], []
         self.counts = {}
+        extra: dict[str, list[Job]] = {}   # placed in this loop, not yet in the scheduler's state
         for h in order:
             if 0 <= self.policy.max_starts_per_cycle <= len(placed):
                 unplaced.append(h)
@@ -717,7 +719,7 @@ class _Cycle:
                 best = None
                 for dname in sorted(s.domains):
                     d = s.domains[dname]
-                    if self._fits_now(job, d, h):
+                    if self._fits_now(job, d, extra.get(dname, [])):
                         key = (-scorer.score(job, d, s.hosts[d.host]), s._slot_h[dname])
                         best = key if best is None or key < best else best
                 slot = best[1] if best else None
@@ -726,16 +728,28 @@ class _Cycle:
                 continue
             s.engine.start_job(h, slot, self.now)
             placed.append((h, slot))
+            extra.setdefault(s._slot_name[slot], []).append(s.jobs[s._job_name[h]])
         for h in unplaced:
             self.counts[h] = s.engine.reasons(h)
         return placed, unplaced
 
-    def _fits_now(self, job: Job, d: Domain, h: int) -> bool:
-        s = self.s
-        if not d.state.active or d.name in s._slot_h and s._kind(d.image, s.hosts[d.host].features) \
-                not in s._job_kinds(job):
+    def _vetoed(self, jid: str, dname: str) -> bool:
+        """The site's filter plugin refuses this domain for this job (its reason is kept)."""
+        flt = self.s.plugins.get("filter")
+        if flt is None:
             return False
-        running = [s.jobs[o] for o in s.domain_jobs.get(d.name, ()) if s.status.get(o) == _STATE_RUNNING]
+        s = self.s
+        st = flt.filter(s.jobs[jid], s.domains[dname], s.hosts[s.domains[dname].host])
+        if not st.ok:
+            self.notes[jid] = st.reason
+        return not st.ok
+
+    def _fits_now(self, job: Job, d: Domain, extra: list[Job]) -> bool:
+        s = self.s
+        if not d.state.active or d.name in self.reserved or d.name in self.held_back or \
+                s._kind(d.image, s.hosts[d.host].features) not in s._job_kinds(job):
+            return False
+        running = [s.jobs[o] for o in s.domain_jobs.get(d.name, ()) if s.status.get(o) == _STATE_RUNNING] + extra
         q = self.policy.queues.get(job.queue)
         caps = [self.policy.queues[o.queue].per_domain_jobs for o in running if o.queue in self.policy.queues]
         cap = min(caps + [q.per_domain_jobs if q else 1])
@@ -902,6 +916,8 @@ class _Cycle:
                 slot = self._reserved_slot(h, job)
             if slot is None and held_back and self._rank(job) > self.default_rank:
                 slot = self._held_back_slot(h, job, held_back)
+            if slot is not None and self._vetoed(jid, s._slot_name[slot]):
+                slot = None
             if slot is not None:
                 dname = s._slot_name[slot]
                 self.actions.append(RunJob(jid, dname))
@@ -972,7 +988,7 @@ class _Cycle:
             if jid not in self.waiting or s.status.get(jid) != _STATE_PENDING:
                 continue
             slot = s.engine.best_slot(h)
-            if slot is None:
+            if slot is None or self._vetoed(jid, s._slot_name[slot]):
                 continue
             dname = s._slot_name[slot]
             self.actions.append(RunJob(jid, dname))
