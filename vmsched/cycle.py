@@ -147,6 +147,12 @@ class Scheduler:
         self._next_slot = 0
         self._next_job = 0
         self._job_kinds_cache: dict[tuple, tuple[int, ...]] = {}
+        self._images_cache: dict[tuple, tuple[str, ...]] = {}
+        self._ranks: dict[str, tuple[Job, int]] = {}
+        self._biggest: dict[tuple, tuple[bool, int, int]] = {}
+        self._topology = 0          # bumped when hosts come or go or change
+        self._domain_version = 0    # bumped when domains come or go
+        self._never_checked = (0, 0)  # the topology the never-runnable verdicts were made for
         self.last_plan: Plan | None = None
 
     # ------------------------------------------------------------------ the cycle API
@@ -218,6 +224,7 @@ class Scheduler:
         if old == host:
             return
         self.hosts[host.name] = host
+        self._topology += 1
         self.host_domains.setdefault(host.name, [])
         if host.name not in self._host_h:
             self._host_h[host.name] = len(self._host_h)
@@ -233,6 +240,7 @@ class Scheduler:
             self.remove_domain(d)
         self.hosts.pop(name, None)
         self.host_domains.pop(name, None)
+        self._topology += 1
 
     def _kind(self, image: str, features: frozenset) -> int:
         key = (image, features)
@@ -261,6 +269,7 @@ class Scheduler:
         if old is not None:
             self.remove_domain(d.name)
         kind = self._kind(d.image, host.features)
+        self._domain_version += 1
         h = self._next_slot
         self._next_slot += 1
         self._slot_h[d.name], self._slot_name[h] = h, d.name
@@ -288,11 +297,19 @@ class Scheduler:
         self.host_domains[d.host].remove(name)
         self.domain_jobs.pop(name, None)
         del self.domains[name]
+        self._domain_version += 1
 
     def _remember(self, job: Job) -> None:
         if job.state in (JobState.RUNNING, JobState.SUSPENDED):
             job = attrs.evolve(job, state=JobState.QUEUED, domain=None, start_time=None)
         self.set_job(job)
+
+    def rank_of(self, job: Job) -> int:
+        """The job's preemption class as a rank (0 = lowest), cached per job object."""
+        r = self._ranks.get(job.id)
+        if r is None or r[0] is not job:
+            r = self._ranks[job.id] = (job, self.policy.preemption.rank(self.policy.preemption.class_of(job)))
+        return r[1]
 
     def _entity(self, job: Job) -> int:
         path = (job.vo, job.group, job.user)
@@ -303,6 +320,13 @@ class Scheduler:
 
     def images_for(self, job: Job) -> tuple[str, ...]:
         """Images the job may run in: the one it asked for, else its VO's; a queue may narrow."""
+        key = (job.vo, job.group, job.image, job.queue)
+        imgs = self._images_cache.get(key)
+        if imgs is None:
+            imgs = self._images_cache[key] = self._images_uncached(job)
+        return imgs
+
+    def _images_uncached(self, job: Job) -> tuple[str, ...]:
         if job.image is not None:
             imgs = (job.image,) if job.image in self.policy.images and \
                 (job.vo in self.policy.images[job.image].vos or job.group in self.policy.images[job.image].vos
@@ -337,6 +361,11 @@ class Scheduler:
             return _STATE_BOUND
         return _STATE_PENDING
 
+    def _verdict_version(self) -> tuple[int, int]:
+        """What a never-runnable verdict depends on: hosts when domains are booted on demand,
+        the domains themselves when the site defines them statically."""
+        return (self._topology, 0 if self.policy.lifecycle.dynamic_boot else self._domain_version)
+
     def _never_reason(self, job: Job) -> str | None:
         q = self.policy.queues.get(job.queue)
         if q is None:
@@ -346,26 +375,33 @@ class Scheduler:
             if job.image is not None:
                 return f"image {job.image} is not defined or not open to VO {job.vo}"
             return f"no image is open to VO {job.vo}"
-        hosts = [h for h in self.hosts.values() if job.features <= h.features]
-        if self.hosts and not hosts:
+        key = (imgs, job.features, self._verdict_version())
+        found = self._biggest.get(key)
+        if found is None:
+            if len(self._biggest) > 4096:
+                self._biggest.clear()
+            hosts = [h for h in self.hosts.values() if job.features <= h.features]
+            if self.policy.lifecycle.dynamic_boot:
+                biggest_c = max((h.cores for h in hosts), default=0)
+                biggest_m = max((h.memory_mb for h in hosts), default=0)
+            else:
+                doms = [d for d in self.domains.values() if d.image in imgs and job.features <= self.hosts[d.host].features]
+                biggest_c = max((d.cores for d in doms), default=0)
+                biggest_m = max((d.memory_mb for d in doms), default=0)
+            found = self._biggest[key] = (bool(hosts), biggest_c, biggest_m)
+        any_host, biggest_c, biggest_m = found
+        if self.hosts and not any_host:
             return f"no host has features {', '.join(sorted(job.features))}"
-        if self.policy.lifecycle.dynamic_boot:
-            biggest_c = max((h.cores for h in hosts), default=0)
-            biggest_m = max((h.memory_mb for h in hosts), default=0)
-        else:
-            doms = [d for d in self.domains.values() if d.image in imgs]
-            biggest_c = max((d.cores for d in doms), default=0)
-            biggest_m = max((d.memory_mb for d in doms), default=0)
         if self.hosts and job.cores > biggest_c:
             return f"asks for {job.cores} cores, the largest domain it could use has {biggest_c}"
         if self.hosts and job.memory_mb > biggest_m:
             return f"asks for {job.memory_mb} MB, the largest domain it could use has {biggest_m} MB"
         return None
 
-    def set_job(self, job: Job) -> None:
+    def set_job(self, job: Job, force: bool = False) -> None:
         """Add or update a job as the server sees it."""
         old = self.jobs.get(job.id)
-        if old == job:
+        if old == job and not force:
             return
         if old is not None:
             self.remove_job(job.id)
@@ -394,7 +430,7 @@ class Scheduler:
         else:
             h = handle
         self._job_h[job.id], self._job_name[h] = h, job.id
-        rank = self.policy.preemption.rank(self.policy.preemption.class_of(job))
+        rank = self.rank_of(job)
         self.engine.add_job(h, self._job_kinds(job), job.cores, job.memory_mb, cap, rank, self._entity(job),
                             job.submit_time)
         if st != _STATE_PENDING:
@@ -419,6 +455,7 @@ class Scheduler:
             self.domain_jobs[job.domain].discard(job_id)
         self.status.pop(job_id, None)
         self._never.pop(job_id, None)
+        self._ranks.pop(job_id, None)
 
     def _reload_jobs(self) -> None:
         """A new kind (image x host features) appeared: jobs' allowed kinds are stale. Each job
@@ -447,6 +484,11 @@ class Scheduler:
         return self.fairshare.factors(usage, extra_paths=tuple(self._entities))
 
     def cycle(self, now: float) -> Plan:
+        if self._never and self._never_checked != self._verdict_version():
+            # Hosts or domains changed: a job that could never run may run now.
+            for jid in sorted(self._never):
+                self.set_job(attrs.evolve(self.jobs[jid], id=jid), force=True)
+        self._never_checked = self._verdict_version()
         ctx = _Cycle(self, now)
         plan = ctx.run()
         self.last_plan = plan
@@ -489,6 +531,7 @@ class _Cycle:
         self.requeued: dict[str, str] = {}  # jobs this cycle displaced, and by whom
         self.reserved: dict[str, int] = {}  # domain -> least class rank that may use it now
         self.held_back: set[str] = set()    # idle domains kept from over-share VOs this cycle
+        self.opened = 0                     # domains opened by lifecycle so far in this cycle
         self.default_rank = s.policy.preemption.rank(s.policy.preemption.default_class)
         self.boots_left = s.policy.lifecycle.max_concurrent_boots - sum(
             1 for d in s.domains.values() if d.state is DomainState.BOOTING)
@@ -903,13 +946,20 @@ class _Cycle:
                 booting_for.setdefault(d.image, []).append(d)
         promised: Counter = Counter()
         failed: set = set()
-        total = len(s.domains)
+        # A job shape that found nothing finds nothing again until a domain opens in this
+        # phase: with thousands of queued jobs, most of them are the same few shapes.
+        dead: dict[tuple, int] = {}
+        can_skip = "filter" not in s.plugins
         for h in unplaced:
             jid = s._job_name.get(h)
             if jid is None or s.status.get(jid) != _STATE_PENDING:
                 continue
             job = s.jobs[jid]
             images = s.images_for(job)
+            key = (images, job.cores, job.memory_mb, job.features, job.queue, self._rank(job))
+            if can_skip and dead.get(key) == self.opened:
+                self.waiting[jid] = (h, self._capacity_notes(jid))
+                continue
             # Domains activated earlier in this phase may take more jobs: fill them first.
             slot = s.engine.best_slot(h)
             if slot is None and self.reserved:
@@ -949,12 +999,19 @@ class _Cycle:
                 if placement is None:
                     failed.add(shape)
             if placement is None:
-                notes = [note] if note else []
-                if lc.dynamic_boot and self.boots_left <= 0:
-                    notes.append(f"boot limit reached ({lc.max_concurrent_boots} under way)")
-                self.waiting[jid] = (h, notes)
+                self.waiting[jid] = (h, self._capacity_notes(jid))
+                dead[key] = self.opened
                 continue
             self._apply_placement(h, jid, job, placement)
+            if placement.ready:
+                self.opened += 1
+
+    def _capacity_notes(self, jid: str) -> list[str]:
+        lc = self.policy.lifecycle
+        notes = [self.notes[jid]] if jid in self.notes else []
+        if lc.dynamic_boot and self.boots_left <= 0:
+            notes.append(f"boot limit reached ({lc.max_concurrent_boots} under way)")
+        return notes
 
     def explain_waiting(self) -> None:
         """Reasons from the state at the end of the cycle, once per job shape: what an admin
@@ -962,15 +1019,20 @@ class _Cycle:
         s = self.s
         total = len(s.domains)
         texts: dict = {}
+        made: dict = {}
         for jid, (h, notes) in self.waiting.items():
             if s.status.get(jid) != _STATE_PENDING or s._job_name.get(h) != jid:
                 continue
             job = s.jobs[jid]
-            key = (s._job_kinds(job), job.cores, job.memory_mb, job.queue, job.features)
+            key = (job.vo, job.group, job.image, job.queue, job.cores, job.memory_mb, job.features)
             base = texts.get(key)
             if base is None:
                 base = texts[key] = self._reason_text(job, s.engine.reasons(h), total)
-            self.pending[jid] = Pending(Verdict.NOT_NOW, "; ".join([base] + notes))
+            full = (key, tuple(notes))
+            p = made.get(full)
+            if p is None:
+                p = made[full] = Pending(Verdict.NOT_NOW, "; ".join([base] + notes))
+            self.pending[jid] = p
 
     def second_chance(self, held_back: set[str]) -> None:
         """Held-back domains that no under-share VO took this cycle go back to their own VO:
@@ -998,7 +1060,7 @@ class _Cycle:
             del self.waiting[jid]
 
     def _rank(self, job: Job) -> int:
-        return self.policy.preemption.rank(self.policy.preemption.class_of(job))
+        return self.s.rank_of(job)
 
     def reserve_for_preemptors(self) -> None:
         """While a host holds suspended work, its active domains serve only jobs that outrank

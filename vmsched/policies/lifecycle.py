@@ -101,14 +101,16 @@ def plan_placement(job: Job, images: Iterable[str], rooms: Mapping[str, HostRoom
                    reclaimable: Callable[[Domain], bool] = lambda d: True) -> Placement | None:
     """Activation of an idle inactive domain, else a boot; None when neither is possible."""
     images = tuple(images)
-    idle_active = {h: [domains[n] for n in r.domains if domains[n].state is DomainState.FREE
-                       and not busy(n) and reclaimable(domains[n])] for h, r in rooms.items()}
+
+    def idle_active(r: HostRoom) -> list[Domain]:
+        return [domains[n] for n in r.domains if domains[n].state.active and not busy(n)
+                and reclaimable(domains[n])]
 
     def room_with_switch(r: HostRoom, cores: int, memory: int) -> list[Domain] | None:
         if r.fits(cores, memory):
             return []
         freed: list[Domain] = []
-        for d in sorted(idle_active[r.host.name], key=lambda d: (d.cores, d.name)):
+        for d in sorted(idle_active(r), key=lambda d: (d.cores, d.name)):
             freed.append(d)
             if r.fits(cores, memory, freed):
                 return freed
