@@ -30,25 +30,61 @@ both equal):
   mode (Magrathea) it activates an inactive slot of an allowed kind on a host whose active
   slots run only lower-rank jobs, suspending as few of them as needed. Candidates are
   compared by (highest victim rank, work lost, number of victims, slot) and the least wins.
+
+Limits (both engines check them, so they agree on what is an error): handles, kinds and
+entities in [0, HANDLE_LIMIT) (tables are indexed by handle: keep handles dense, recycle
+them); cores in [0, CORES_LIMIT]; memory (MB) in [0, MEMORY_LIMIT]; caps in
+[1, UNLIMITED_CAP]; ranks and max_active below RANK_LIMIT; times finite with |t| <= 2**40;
+weights and factors finite with |x| <= 1e150 (so no priority overflows to inf or nan).
 """
 
 from __future__ import annotations
 
 import bisect
 import enum
+import math
+import operator
 from collections.abc import Sequence
 
 import attrs
 
 __all__ = ["Reason", "Engine", "PyEngine", "MatchResult", "Victims", "EngineError",
-           "MODE_SUSPEND_JOBS", "MODE_REQUEUE", "MODE_SUSPEND_DOMAIN", "UNLIMITED_CAP"]
+           "MODE_SUSPEND_JOBS", "MODE_REQUEUE", "MODE_SUSPEND_DOMAIN", "UNLIMITED_CAP",
+           "HANDLE_LIMIT", "CORES_LIMIT", "MEMORY_LIMIT", "RANK_LIMIT"]
 
 UNLIMITED_CAP = 1 << 30
+HANDLE_LIMIT = 1 << 26
+CORES_LIMIT = 1 << 20
+MEMORY_LIMIT = 1 << 40
+RANK_LIMIT = (1 << 31) - 1
+_TIME_LIMIT = 2.0 ** 40
+_FLOAT_LIMIT = 1e150
 MODE_SUSPEND_JOBS, MODE_REQUEUE, MODE_SUSPEND_DOMAIN = 0, 1, 2
 
 
 class EngineError(ValueError):
     """A caller handed the engine something inconsistent (unknown handle, double start)."""
+
+
+def _int_in(v, lo: int, hi: int) -> bool:
+    try:
+        return lo <= operator.index(v) <= hi
+    except TypeError:
+        return False
+
+
+def _time(t, what: str) -> float:
+    t = float(t)
+    if not (math.isfinite(t) and abs(t) <= _TIME_LIMIT):
+        raise EngineError(f"{what} {t} is not a finite time within 2**40 s")
+    return t
+
+
+def _weight(w, what: str) -> float:
+    w = float(w)
+    if not (math.isfinite(w) and abs(w) <= _FLOAT_LIMIT):
+        raise EngineError(f"{what} {w} is not finite within 1e150")
+    return w
 
 
 class Reason(enum.IntEnum):
@@ -68,6 +104,10 @@ class MatchResult:
     placed: tuple[tuple[int, int], ...]
     pending: tuple[tuple[int, tuple[int, int, int, int, int]], ...]
     order: tuple[int, ...]
+
+    def pending_head(self, n: int) -> tuple[tuple[int, tuple[int, int, int, int, int]], ...]:
+        """The first n pending entries: the C engine's result decodes only these."""
+        return self.pending[:n]
 
 
 @attrs.frozen(slots=True)
@@ -121,8 +161,10 @@ class Engine:
     def start_job(self, job: int, slot: int, now: float) -> None: ...
     def suspend_job(self, job: int) -> None: ...
     def set_factors(self, factors: Sequence[float]) -> None: ...
-    def match(self, now: float, w_fs: float, w_class: float, w_age: float, limit: int = -1) -> MatchResult: ...
+    def match(self, now: float, w_fs: float, w_class: float, w_age: float, limit: int = -1,
+              *, dry_run: bool = False) -> MatchResult: ...
     def find_victims(self, job: int, mode: int, now: float) -> Victims | None: ...
+    def stats(self) -> dict[str, int]: ...
 
 
 class PyEngine(Engine):
@@ -142,6 +184,9 @@ class PyEngine(Engine):
         self._levels: dict[tuple[int, int], list[int]] = {}
         self._kind_total: dict[int, int] = {}
         self._factors: list[float] = []
+        # 1 + the most jobs a slot has run: best_slot need not look at more job counts
+        self._nmax = 1
+        self._cycles = 0
 
     # ----------------------------------------------------------------- slot bookkeeping
     def _cap(self, s: _Slot) -> int:
@@ -174,18 +219,20 @@ class PyEngine(Engine):
         bisect.insort(by_fc[fc], (s.memory - s.used_memory, handle))
 
     def add_host(self, host: int, cores: int, memory: int, max_active: int) -> None:
-        if host < 0 or cores < 0 or memory < 0 or max_active < 1:
-            raise EngineError(f"host {host}: bad size or max_active")
+        if not (_int_in(host, 0, HANDLE_LIMIT - 1) and _int_in(cores, 0, CORES_LIMIT)
+                and _int_in(memory, 0, MEMORY_LIMIT) and _int_in(max_active, 1, RANK_LIMIT - 1)):
+            raise EngineError(f"host {host}: bad handle, size or max_active")
         self._hosts[host] = (cores, memory, max_active)
         self._host_slots.setdefault(host, [])
 
     def add_slot(self, slot, host, kind, cores, memory, active):
-        if slot in self._slots or slot < 0:
-            raise EngineError(f"slot {slot} already exists or is negative")
+        if slot in self._slots or not _int_in(slot, 0, HANDLE_LIMIT - 1):
+            raise EngineError(f"slot {slot} already exists or is out of range")
         if host not in self._hosts:
             raise EngineError(f"slot {slot}: unknown host {host}")
-        if cores < 0 or memory < 0 or kind < 0:
-            raise EngineError(f"slot {slot}: negative size or kind")
+        if not (_int_in(cores, 0, CORES_LIMIT) and _int_in(memory, 0, MEMORY_LIMIT)
+                and _int_in(kind, 0, HANDLE_LIMIT - 1)):
+            raise EngineError(f"slot {slot}: size or kind out of range")
         self._slots[slot] = _Slot(host, kind, cores, memory, bool(active))
         self._kind_total[kind] = self._kind_total.get(kind, 0) + 1
         bisect.insort(self._host_slots[host], slot)
@@ -222,11 +269,17 @@ class PyEngine(Engine):
 
     # ----------------------------------------------------------------- job bookkeeping
     def add_job(self, job, kinds, cores, memory, cap, rank, entity, submit):
-        if job in self._jobs or job < 0:
-            raise EngineError(f"job {job} already exists or is negative")
-        if cores < 0 or memory < 0 or cap < 1 or entity < 0 or rank < 0:
-            raise EngineError(f"job {job}: bad size, cap, rank or entity")
-        self._jobs[job] = _Job(tuple(sorted(set(kinds))), cores, memory, cap, rank, entity, float(submit))
+        if job in self._jobs or not _int_in(job, 0, HANDLE_LIMIT - 1):
+            raise EngineError(f"job {job} already exists or is out of range")
+        kinds = tuple(kinds)
+        if not (_int_in(cores, 0, CORES_LIMIT) and _int_in(memory, 0, MEMORY_LIMIT)
+                and _int_in(cap, 1, UNLIMITED_CAP) and _int_in(entity, 0, HANDLE_LIMIT - 1)
+                and _int_in(rank, 0, RANK_LIMIT - 1)
+                and all(_int_in(k, 0, HANDLE_LIMIT - 1) for k in kinds)):
+            raise EngineError(f"job {job}: bad size, cap, rank, entity or kind")
+        submit = _time(submit, f"job {job}: submit time")
+        kinds = tuple(sorted(set(kinds)))
+        self._jobs[job] = _Job(kinds, cores, memory, cap, rank, entity, submit)
         self._pending.add(job)
 
     def remove_job(self, job):
@@ -247,6 +300,7 @@ class PyEngine(Engine):
 
     def start_job(self, job, slot, now):
         j, s = self._job(job), self._slot(slot)
+        now = _time(now, "start time")
         if j.slot >= 0:
             raise EngineError(f"job {job} already holds slot {j.slot}")
         if s.used_cores + j.cores > s.cores or s.used_memory + j.memory > s.memory:
@@ -256,10 +310,11 @@ class PyEngine(Engine):
         self._unindex(slot)
         s.jobs.append(job)
         s.jobs.sort()
+        self._nmax = max(self._nmax, len(s.jobs) + 1)
         s.used_cores += j.cores
         s.used_memory += j.memory
         self._index(slot)
-        j.slot, j.start, j.suspended = slot, float(now), False
+        j.slot, j.start, j.suspended = slot, now, False
         self._pending.discard(job)
 
     def suspend_job(self, job):
@@ -283,10 +338,26 @@ class PyEngine(Engine):
         self._pending.add(job)
 
     def set_factors(self, factors):
-        self._factors = [float(f) for f in factors]
+        self._factors = [_weight(f, "fair-share factor") for f in factors]
+
+    def stats(self) -> dict[str, int]:
+        """Counters, the same keys in both engines."""
+        return {"hosts": len(self._hosts), "slots": len(self._slots), "jobs": len(self._jobs),
+                "pending": len(self._pending), "running": len(self._jobs) - len(self._pending),
+                "cycles": self._cycles}
 
     # ----------------------------------------------------------------- the cycle
+    @staticmethod
+    def _policy(now, w_fs, w_class, w_age) -> tuple[float, float, float, float]:
+        # floats up front: an int weight times an int rank would otherwise be exact
+        return (_time(now, "now"), _weight(w_fs, "w_fs"), _weight(w_class, "w_class"),
+                _weight(w_age, "w_age"))
+
     def priority(self, h: int, now: float, w_fs: float, w_class: float, w_age: float) -> float:
+        self._job(h)
+        return self._priority(h, *self._policy(now, w_fs, w_class, w_age))
+
+    def _priority(self, h: int, now: float, w_fs: float, w_class: float, w_age: float) -> float:
         j = self._jobs[h]
         f = self._factors[j.entity] if j.entity < len(self._factors) else 0.0
         age_h = (now - j.submit) / 3600.0
@@ -295,7 +366,8 @@ class PyEngine(Engine):
         return w_fs * f + w_class * j.rank + w_age * age_h
 
     def order(self, now, w_fs, w_class, w_age) -> list[int]:
-        keyed = sorted((-self.priority(h, now, w_fs, w_class, w_age), self._jobs[h].submit, h)
+        now, w_fs, w_class, w_age = self._policy(now, w_fs, w_class, w_age)
+        keyed = sorted((-self._priority(h, now, w_fs, w_class, w_age), self._jobs[h].submit, h)
                        for h in self._pending)
         return [k[2] for k in keyed]
 
@@ -303,7 +375,7 @@ class PyEngine(Engine):
         j = self._job(job)
         best = None
         for kind in j.kinds:
-            for n in range(j.cap):
+            for n in range(min(j.cap, self._nmax)):
                 levels = self._levels.get((kind, n))
                 if not levels:
                     continue
@@ -320,8 +392,12 @@ class PyEngine(Engine):
                         break
         return None if best is None else best[2]
 
-    def match(self, now, w_fs, w_class, w_age, limit=-1):
+    def match(self, now, w_fs, w_class, w_age, limit=-1, *, dry_run=False):
+        """One cycle. With ``dry_run`` the result is the same but the placements are undone
+        before returning, so the state is as it was (explain, benchmarks)."""
+        now, w_fs, w_class, w_age = self._policy(now, w_fs, w_class, w_age)
         order = self.order(now, w_fs, w_class, w_age)
+        self._cycles += 1
         placed, unplaced, failed = [], [], set()
         for h in order:
             j = self._jobs[h]
@@ -344,6 +420,9 @@ class PyEngine(Engine):
             if shape not in cache:
                 cache[shape] = self.reasons(h)
             pending.append((h, cache[shape]))
+        if dry_run:
+            for h, _slot in reversed(placed):
+                self.requeue_job(h)
         return MatchResult(tuple(placed), tuple(pending), tuple(order))
 
     def reasons(self, job: int) -> tuple[int, int, int, int, int]:
@@ -375,6 +454,7 @@ class PyEngine(Engine):
         j = self._job(job)
         if mode not in (MODE_SUSPEND_JOBS, MODE_REQUEUE, MODE_SUSPEND_DOMAIN):
             raise EngineError(f"unknown preemption mode {mode}")
+        now = _time(now, "now")
         search = self._domain_candidate if mode == MODE_SUSPEND_DOMAIN else self._job_candidate
         best = None
         kinds = set(j.kinds)
