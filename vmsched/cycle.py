@@ -623,9 +623,10 @@ class _Cycle:
             d = s.domains.get(job.domain) if job.domain else None
             if d is None or not d.state.active:
                 continue
-            used_c = sum(s.jobs[o].cores for o in s.domain_jobs[d.name] if s.status.get(o) == _STATE_RUNNING)
-            used_m = sum(s.jobs[o].memory_mb for o in s.domain_jobs[d.name] if s.status.get(o) == _STATE_RUNNING)
-            if used_c + job.cores <= d.cores and used_m + job.memory_mb <= d.memory_mb:
+            running = [s.jobs[o] for o in s.domain_jobs[d.name] if s.status.get(o) == _STATE_RUNNING]
+            if d.name in self.reserved and self._rank(job) < self.reserved[d.name]:
+                continue
+            if self._fits_with(job, d, running):
                 try:
                     s.set_job(attrs.evolve(job, state=JobState.RUNNING))
                 except EngineError:
@@ -787,17 +788,21 @@ class _Cycle:
             self.notes[jid] = st.reason
         return not st.ok
 
+    def _fits_with(self, job: Job, d: Domain, running: list[Job]) -> bool:
+        """Room for ``job`` in ``d`` beside ``running``: cores, memory and every per-domain cap."""
+        queues = self.policy.queues
+        caps = [queues[o.queue].per_domain_jobs for o in running + [job] if o.queue in queues]
+        return len(running) < min(caps, default=1) and \
+            sum(o.cores for o in running) + job.cores <= d.cores and \
+            sum(o.memory_mb for o in running) + job.memory_mb <= d.memory_mb
+
     def _fits_now(self, job: Job, d: Domain, extra: list[Job]) -> bool:
         s = self.s
         if not d.state.active or d.name in self.reserved or d.name in self.held_back or \
                 s._kind(d.image, s.hosts[d.host].features) not in s._job_kinds(job):
             return False
         running = [s.jobs[o] for o in s.domain_jobs.get(d.name, ()) if s.status.get(o) == _STATE_RUNNING] + extra
-        q = self.policy.queues.get(job.queue)
-        caps = [self.policy.queues[o.queue].per_domain_jobs for o in running if o.queue in self.policy.queues]
-        cap = min(caps + [q.per_domain_jobs if q else 1])
-        return len(running) < cap and sum(o.cores for o in running) + job.cores <= d.cores and \
-            sum(o.memory_mb for o in running) + job.memory_mb <= d.memory_mb
+        return self._fits_with(job, d, running)
 
     # -- preemption -------------------------------------------------------------------------
     def preempt(self, unplaced: list[int]) -> list[int]:

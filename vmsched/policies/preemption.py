@@ -57,7 +57,8 @@ def find_owner_reclaim(job: Job, rank: Callable[[Job], int], rooms: Mapping[str,
     for hname in sorted(rooms):
         room = rooms[hname]
         host = room.host
-        if not host.up or host.owner is None or host.owner not in (job.group, job.vo):
+        if not host.up or host.owner is None or host.owner not in (job.group, job.vo) \
+                or not job.features <= host.features:
             continue
         size = need(host)
         if size is None:
