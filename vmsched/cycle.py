@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 import importlib
 import warnings
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
@@ -110,6 +110,8 @@ def make_engine(choice: str = "auto") -> Engine:
 _STATE_PENDING, _STATE_RUNNING, _STATE_HELD, _STATE_ROUTING, _STATE_BOUND, _STATE_SUSPENDED, _STATE_DONE = \
     "pending", "running", "held", "routing", "bound", "suspended", "done"
 
+_GONE_KEEP = 200_000
+
 _REASON_WORDS = {Reason.NOT_ACTIVE: "not active", Reason.FULL: "full (per-domain job cap)",
                  Reason.CORES: "insufficient cores", Reason.MEMORY: "insufficient memory"}
 
@@ -149,6 +151,13 @@ class Scheduler:
         self._job_kinds_cache: dict[tuple, tuple[int, ...]] = {}
         self._images_cache: dict[tuple, tuple[str, ...]] = {}
         self._ranks: dict[str, tuple[Job, int]] = {}
+        self._gone: OrderedDict[str, Job] = OrderedDict()   # recently vanished jobs, for late on_job_end
+        parents: dict[str, set[str]] = {}
+        for path, _ in fs.shares:
+            if len(path) == 2:
+                parents.setdefault(path[1], set()).add(path[0])
+        self._group_vo = {g: next(iter(v)) for g, v in parents.items() if len(v) == 1 and g not in
+                          {p[0] for p, _ in fs.shares if len(p) == 1}}
         self._biggest: dict[tuple, tuple[bool, int, int]] = {}
         self._topology = 0          # bumped when hosts come or go or change
         self._domain_version = 0    # bumped when domains come or go
@@ -165,9 +174,14 @@ class Scheduler:
         """Charge the job's usage to its VO/group/user and forget it. Idempotent per job id,
         so a server that reports the same end twice charges it once."""
         if isinstance(job, str):
-            job = self.jobs.get(job)
-            if job is None:
-                return False
+            found = self.jobs.get(job) or self._gone.get(job)
+            if found is None:
+                raise ValueError(f"on_job_end: job {job} is unknown to the scheduler; pass the Job itself "
+                                 "so its usage is not lost")
+            job = found
+        if usage is None and now is None:
+            raise ValueError(f"on_job_end: job {job.id}: give the usage (walltime seconds) or the end time; "
+                             "charging nothing would lose the usage")
         if isinstance(usage, Mapping):
             seconds = float(usage.get("walltime", 0.0))
         elif usage is None:
@@ -202,7 +216,8 @@ class Scheduler:
             self.remove_domain(name)
         for d in sorted(doms.values(), key=lambda d: d.name):
             self.set_domain(d)
-        for name in [h for h in self.hosts if h not in {x.name for x in snapshot.hosts}]:
+        names = {x.name for x in snapshot.hosts}
+        for name in [h for h in self.hosts if h not in names]:
             self.remove_host(name)
         for j in sorted(snapshot.jobs, key=lambda j: (j.submit_time, j.id)):
             self.set_job(j)
@@ -400,6 +415,9 @@ class Scheduler:
 
     def set_job(self, job: Job, force: bool = False) -> None:
         """Add or update a job as the server sees it."""
+        if job.vo == job.group and job.group in self._group_vo:
+            # qstat shows only egroup; the share tree says which VO that group belongs to.
+            job = attrs.evolve(job, vo=self._group_vo[job.group])
         old = self.jobs.get(job.id)
         if old == job and not force:
             return
@@ -429,10 +447,15 @@ class Scheduler:
             self._next_job += 1
         else:
             h = handle
-        self._job_h[job.id], self._job_name[h] = h, job.id
         rank = self.rank_of(job)
-        self.engine.add_job(h, self._job_kinds(job), job.cores, job.memory_mb, cap, rank, self._entity(job),
-                            job.submit_time)
+        try:
+            self.engine.add_job(h, self._job_kinds(job), job.cores, job.memory_mb, cap, rank, self._entity(job),
+                                job.submit_time)
+        except EngineError as e:
+            # One job's odd values must not stop the site's cycle: it waits, with the reason.
+            self._never[job.id] = f"cannot be scheduled: {e}"
+            return
+        self._job_h[job.id], self._job_name[h] = h, job.id
         if st != _STATE_PENDING:
             try:
                 self.engine.start_job(h, self._slot_h[job.domain], job.start_time or 0.0)
@@ -447,6 +470,11 @@ class Scheduler:
         job = self.jobs.pop(job_id, None)
         if job is None:
             return
+        # PBS servers drop finished jobs from qstat before (or without) telling anyone the
+        # job ended; keep recent ones so on_job_end(job_id, ...) can still charge them.
+        self._gone[job_id] = job
+        if len(self._gone) > _GONE_KEEP:
+            self._gone.popitem(last=False)
         h = self._job_h.pop(job_id, None)
         if h is not None:
             del self._job_name[h]
@@ -532,6 +560,11 @@ class _Cycle:
         self.reserved: dict[str, int] = {}  # domain -> least class rank that may use it now
         self.held_back: set[str] = set()    # idle domains kept from over-share VOs this cycle
         self.opened = 0                     # domains opened by lifecycle so far in this cycle
+        self.owners: dict[str, list[str]] = {}  # owner group -> its hosts
+        for hname, host in sorted(s.hosts.items()):
+            if host.owner is not None:
+                self.owners.setdefault(host.owner, []).append(hname)
+        self.reclaim_failed: set = set()    # job shapes that found nothing to reclaim
         self.default_rank = s.policy.preemption.rank(s.policy.preemption.default_class)
         self.boots_left = s.policy.lifecycle.max_concurrent_boots - sum(
             1 for d in s.domains.values() if d.state is DomainState.BOOTING)
@@ -552,9 +585,6 @@ class _Cycle:
         unplaced = self.preempt(unplaced)
         self.place(unplaced, held_back)
         self.second_chance(held_back)
-        for name in sorted(self.reserved):
-            if name in s.domains and s.domains[name].state.active:
-                s.engine.set_slot_active(s._slot_h[name], True)
         if self.policy.lifecycle.dynamic_boot:
             # Domains a site defines statically (Magrathea) are never shut down: nothing
             # would boot them again.
@@ -565,6 +595,9 @@ class _Cycle:
                 s._mark_domain(a.domain, DomainState.SHUTTING_DOWN, now)
         self.warm_pool()
         self.explain_waiting()
+        for name in sorted(self.reserved):
+            if name in s.domains and s.domains[name].state.active:
+                s.engine.set_slot_active(s._slot_h[name], True)
         for vid, why in self.requeued.items():
             if s.status.get(vid) == _STATE_PENDING:
                 self.pending[vid] = Pending(Verdict.NOT_NOW, why)
@@ -882,25 +915,46 @@ class _Cycle:
 
     def _owner_reclaim(self, h: int, job: Job) -> bool:
         """The job's group owns hosts that borrowers hold: evict the cheapest borrower
-        domains of lower class and place the job there (boot or activate its image)."""
+        domains of lower class and place the job there (boot or activate its image).
+
+        Nothing is evicted unless the job can then be placed: the placement is worked out on
+        a copy of the host first, so a reclaim never leaves borrowers frozen for nothing."""
         s, now = self.s, self.now
-        if not any(host.owner in (job.group, job.vo) for host in s.hosts.values() if host.owner):
+        if s.mode is None or not (job.group in self.owners or job.vo in self.owners):
             return False
         images = s.images_for(job)
-        if not images:
+        key = (job.group, job.vo, images, job.cores, job.memory_mb, job.features, self._rank(job))
+        if not images or key in self.reclaim_failed:
             return False
-        running = {j: s.jobs[j] for j, st in s.status.items() if st == _STATE_RUNNING}
-        rec = find_owner_reclaim(job, self._rank, self.rooms, s.domains, s.domain_jobs, running,
+        owned = {n: self.rooms[n] for n in self.owners.get(job.group, []) + self.owners.get(job.vo, [])}
+        running = {j: s.jobs[j] for r in owned.values() for d in r.domains for j in s.domain_jobs.get(d, ())
+                   if s.status.get(j) == _STATE_RUNNING}
+        rec = find_owner_reclaim(job, self._rank, owned, s.domains, s.domain_jobs, running,
                                  lambda host: self._size_for(job, host), now)
-        if rec is None:
+        placement = None
+        if rec is not None:
+            requeue = s.mode == MODE_REQUEUE
+            room = self.rooms[rec.host]
+            trial = lifecycle.HostRoom(room.host, [n for n in room.domains if not (requeue and n in rec.domains)],
+                                       room.active, room.cores, room.memory)
+            view = dict(s.domains)
+            for dname in rec.domains:
+                trial.give(s.domains[dname])
+                view[dname] = attrs.evolve(s.domains[dname], state=DomainState.SHUTTING_DOWN if requeue
+                                           else DomainState.SUSPENDED)
+            placement = lifecycle.plan_placement(
+                job, images, {rec.host: trial}, view,
+                lambda n: self.busy(n) or (n in rec.domains and not requeue), self.policy.flavors,
+                self.policy.images, self.policy.lifecycle, self.boots_left, now)
+        if placement is None:
+            self.reclaim_failed.add(key)
             return False
         room = self.rooms[rec.host]
         for dname in rec.domains:
-            d = s.domains[dname]
-            room.give(d)
+            room.give(s.domains[dname])
             self.claimed.add(dname)
             victims = sorted(s.domain_jobs.get(dname, ()))
-            if s.mode == MODE_REQUEUE or s.mode is None:
+            if requeue:
                 for vid in victims:
                     vjob = s.jobs[vid]
                     self.actions.append(RequeueJob(vid, by=job.id))
@@ -919,9 +973,9 @@ class _Cycle:
                 s._mark_domain(dname, DomainState.SUSPENDED if victims else DomainState.OCCUPIED, now)
         placement = lifecycle.plan_placement(job, images, {rec.host: room}, s.domains, self.busy,
                                              self.policy.flavors, self.policy.images, self.policy.lifecycle,
-                                             max(1, self.boots_left), now)
-        if placement is None:
-            return False
+                                             self.boots_left, now)
+        if placement is None:   # cannot happen: the trial above found one on the same room
+            raise AssertionError(f"owner reclaim for {job.id}: placement vanished")
         self._apply_placement(h, job.id, job, placement)
         return True
 
@@ -950,6 +1004,7 @@ class _Cycle:
             if d.state is DomainState.BOOTING and not s.domain_jobs.get(d.name):
                 booting_for.setdefault(d.image, []).append(d)
         promised: Counter = Counter()
+        bound = {s.jobs[j].domain for j, st in s.status.items() if st == _STATE_BOUND}
         failed: set = set()
         # A job shape that found nothing finds nothing again until a domain opens in this
         # phase: with thousands of queued jobs, most of them are the same few shapes.
@@ -984,7 +1039,8 @@ class _Cycle:
             wait = None
             for img in images:
                 for d in sorted(booting_for.get(img, ()), key=lambda d: d.name):
-                    if d.cores >= job.cores and d.memory_mb >= job.memory_mb and promised[d.name] < 1:
+                    if d.cores >= job.cores and d.memory_mb >= job.memory_mb and promised[d.name] < 1 \
+                            and job.features <= s.hosts[d.host].features and d.name not in bound:
                         wait = d
                         break
                 if wait:
@@ -1033,11 +1089,22 @@ class _Cycle:
             base = texts.get(key)
             if base is None:
                 base = texts[key] = self._reason_text(job, s.engine.reasons(h), total)
+            held = self._held_for_higher(job)
+            if held:
+                notes = [f"{held} of them held for higher-class jobs while preempted work waits"] + notes
             full = (key, tuple(notes))
             p = made.get(full)
             if p is None:
                 p = made[full] = Pending(Verdict.NOT_NOW, "; ".join([base] + notes))
             self.pending[jid] = p
+
+    def _held_for_higher(self, job: Job) -> int:
+        """Domains of the job's images that this cycle keeps for jobs of a higher class."""
+        if not self.reserved:
+            return 0
+        images, rank, s = set(self.s.images_for(job)), self._rank(job), self.s
+        return sum(1 for n, need in self.reserved.items()
+                   if rank < need and n in s.domains and s.domains[n].image in images)
 
     def second_chance(self, held_back: set[str]) -> None:
         """Held-back domains that no under-share VO took this cycle go back to their own VO:
@@ -1073,8 +1140,8 @@ class _Cycle:
         suspended jobs would in effect be preempted by their equals."""
         s = self.s
         for hname in sorted(s.host_domains):
-            frozen = [j for n in s.host_domains[hname] if s.domains[n].state is DomainState.SUSPENDED
-                      for j in s.domain_jobs.get(n, ())]
+            frozen = [j for n in s.host_domains[hname] for j in s.domain_jobs.get(n, ())
+                      if s.status.get(j) == _STATE_SUSPENDED]
             if not frozen:
                 continue
             need = max(self._rank(s.jobs[j]) for j in frozen) + 1

@@ -101,6 +101,44 @@ def _finite_nonneg(_inst, attribute, value):
         raise ValueError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
 
 
+# The matcher keeps sizes and times in fixed-width fields; beyond these bounds a value is a
+# typo or a unit mix-up (a qtime in milliseconds), and is refused where it enters.
+MAX_CORES = 1 << 20
+MAX_MEMORY_MB = 1 << 40
+MAX_TIME = float(1 << 40)
+
+
+def _cores(_inst, attribute, value):
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_CORES:
+        raise ValueError(f"{attribute.name} must be a whole number from 0 to {MAX_CORES}, got {value!r}")
+
+
+def _pos_cores(_inst, attribute, value):
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CORES:
+        raise ValueError(f"{attribute.name} must be a whole number from 1 to {MAX_CORES}, got {value!r}")
+
+
+def _memory(_inst, attribute, value):
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_MEMORY_MB:
+        raise ValueError(f"{attribute.name} must be a whole number of MB from 0 to {MAX_MEMORY_MB}, got {value!r}")
+
+
+def _pos_memory(_inst, attribute, value):
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_MEMORY_MB:
+        raise ValueError(f"{attribute.name} must be a whole number of MB from 1 to {MAX_MEMORY_MB}, got {value!r}")
+
+
+def _time(_inst, attribute, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0 <= value <= MAX_TIME:
+        raise ValueError(f"{attribute.name} must be seconds since the epoch (0 to {MAX_TIME:.0f}), got {value!r}")
+
+
+def _opt_time(inst, attribute, value):
+    if value is not None:
+        _time(inst, attribute, value)
+
+
 def _names(_inst, attribute, value):
     if not isinstance(value, frozenset):
         raise ValueError(f"{attribute.name} must be a set of names")
@@ -243,8 +281,8 @@ class Host:
     """
 
     name: str = attrs.field(validator=_name)
-    cores: int = attrs.field(validator=_pos_int)
-    memory_mb: int = attrs.field(validator=_pos_int)
+    cores: int = attrs.field(validator=_pos_cores)
+    memory_mb: int = attrs.field(validator=_pos_memory)
     disk_gb: int = attrs.field(default=1000, validator=_nonneg_int)
     features: frozenset[str] = attrs.field(factory=frozenset, converter=frozenset, validator=_names)
     owner: str | None = attrs.field(default=None, validator=_opt_name)
@@ -359,9 +397,9 @@ class Domain:
     image: str = attrs.field(validator=_name)
     flavor: str = attrs.field(validator=_name)
     state: DomainState = attrs.field(converter=DomainState)
-    cores: int = attrs.field(validator=_nonneg_int)
-    memory_mb: int = attrs.field(validator=_nonneg_int)
-    since: float = attrs.field(default=0.0, validator=_finite_nonneg)
+    cores: int = attrs.field(validator=_cores)
+    memory_mb: int = attrs.field(validator=_memory)
+    since: float = attrs.field(default=0.0, validator=_time)
 
 
 @attrs.frozen(slots=True)
@@ -374,16 +412,16 @@ class Job:
     group: str = attrs.field(validator=_name)
     vo: str = attrs.field(validator=_name)
     queue: str = attrs.field(validator=_name)
-    cores: int = attrs.field(validator=_pos_int)
-    memory_mb: int = attrs.field(validator=_nonneg_int)
+    cores: int = attrs.field(validator=_pos_cores)
+    memory_mb: int = attrs.field(validator=_memory)
     walltime_s: int = attrs.field(validator=_pos_int)
-    submit_time: float = attrs.field(validator=_finite_nonneg)
+    submit_time: float = attrs.field(validator=_time)
     image: str | None = attrs.field(default=None, validator=_opt_name)
     klass: str | None = attrs.field(default=None, validator=_opt_name)
     interactive: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     state: JobState = attrs.field(default=JobState.QUEUED, converter=JobState)
     domain: str | None = attrs.field(default=None, validator=_opt_name)
-    start_time: float | None = None
+    start_time: float | None = attrs.field(default=None, validator=_opt_time)
     features: frozenset[str] = attrs.field(factory=frozenset, converter=frozenset, validator=_names)
 
     @classmethod
@@ -465,7 +503,7 @@ def _parse_epoch(v: str) -> float:
 class Snapshot:
     """The whole cluster at one instant: what a scheduler reads from the server each cycle."""
 
-    time: float = attrs.field(validator=_finite_nonneg)
+    time: float = attrs.field(validator=_time)
     hosts: tuple[Host, ...] = attrs.field(default=(), converter=tuple)
     domains: tuple[Domain, ...] = attrs.field(default=(), converter=tuple)
     jobs: tuple[Job, ...] = attrs.field(default=(), converter=tuple)
@@ -536,18 +574,20 @@ class Snapshot:
                     problems.append(f"{where}: unknown key {bad[0]!r}")
                     continue
                 kw = dict(item)
-                for a in attrs.fields(klass):
-                    if a.name in kw and isinstance(kw[a.name], list):
-                        kw[a.name] = frozenset(kw[a.name]) if a.name != "destinations" else tuple(kw[a.name])
                 try:
+                    for a in attrs.fields(klass):
+                        if a.name in kw and isinstance(kw[a.name], list):
+                            if not all(isinstance(x, str) for x in kw[a.name]):
+                                raise ValueError(f"{a.name} must be a list of names")
+                            kw[a.name] = frozenset(kw[a.name])
                     built[key].append(klass(**kw))
                 except TypeError as e:
                     problems.append(f"{where}: {_type_error_text(e)}")
                 except ValueError as e:
                     problems.append(f"{where}: {e}")
         t = data.get("time", 0.0)
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
-            problems.append(f"{source}: time: expected seconds >= 0, got {t!r}")
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or not 0 <= t <= MAX_TIME:
+            problems.append(f"{source}: time: expected seconds since the epoch, got {t!r}")
             t = 0.0
         if problems:
             raise ModelError(problems)

@@ -117,7 +117,10 @@ class TraceRule:
     ``queue``, of numbers (SWF queue number) and names (the CERIT-SC queue name); an absent
     field matches anything, a trace value of -1 (unknown) matches only an absent field.
     For every target (vo, image, class, ...) the first matching rule that sets it wins, so
-    one rule may give the VO by user and a later one the class by queue.
+    one rule may give the VO by user and a later one the class by queue. ``walltime`` is the
+    queue limit that stands in for this rule's jobs; ``interactive_below`` makes a matching
+    job interactive when its logged run time is below it (an oracle: traces do not say
+    which jobs were interactive).
     """
 
     line: str = ""
@@ -484,7 +487,10 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
             if name in images:
                 r.problem(p + ("name",), f"image {name!r} is defined twice")
             elif not any(_is_name(v) for v in vos or ()):
-                images[name] = Image(name, frozenset(vos or ()), boot, size, frozenset(tags or ()))
+                try:
+                    images[name] = Image(name, frozenset(vos or ()), boot, size, frozenset(tags or ()))
+                except (ValueError, TypeError) as e:
+                    r.problem(p, str(e))
 
     queues: dict[str, Queue] = {}
     raw_dest: list[tuple[tuple, str, tuple]] = []
@@ -575,7 +581,13 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
             elif fl is not None and fl not in flavors:
                 r.problem(dp + ("flavor",), f"flavor {fl!r} is not defined (known: {', '.join(sorted(flavors))})")
             elif im and fl and n:
-                templates.append((im, fl, n))
+                fc, fm = flavors[fl].cores, flavors[fl].memory_mb
+                if flavors[fl].whole_node is None and cores is not None and mem is not None and \
+                        (fc > cores or fm > mem):
+                    r.problem(dp + ("flavor",), f"flavor {fl!r} ({fc} cores, {fm} MB) is bigger than the host "
+                                                f"({cores} cores, {mem} MB)")
+                else:
+                    templates.append((im, fl, n))
         for c in cached or ():
             if c not in images:
                 r.problem(p + ("cached_images",), f"image {c!r} is not defined in [[images]]")
@@ -877,7 +889,8 @@ def load_policy(path) -> Policy:
 
 def initial_domains(policy: Policy):
     """The domains the policy file defines per host, as a freshly started site has them:
-    the first ``max_active`` of each host active (free), the others occupied."""
+    in file order, each active (free) while the host has room (``max_active``, cores, memory),
+    the others occupied."""
     from vmsched.model import Domain, DomainState
     hosts = {h.name: h for h in policy.hosts}
     out, active, numbers = [], {}, {}
@@ -885,9 +898,11 @@ def initial_domains(policy: Policy):
         h = hosts[host]
         cores, memory = policy.flavors[flavor].size_on(h)
         for _ in range(count):
-            n = active.get(host, 0)
-            state = DomainState.FREE if n < h.max_active else DomainState.OCCUPIED
-            active[host] = n + 1
+            n, c, m = active.get(host, (0, 0, 0))
+            fits = n < h.max_active and c + cores <= h.cores and m + memory <= h.memory_mb
+            state = DomainState.FREE if fits else DomainState.OCCUPIED
+            if fits:
+                active[host] = (n + 1, c + cores, m + memory)
             k = numbers[(host, image)] = numbers.get((host, image), 0) + 1
             out.append(Domain(f"{host}-{image}-{k}", host, image, flavor, state, cores, memory))
     return out

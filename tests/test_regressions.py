@@ -1,0 +1,78 @@
+"""Defects a review found, each pinned by the smallest case that showed it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vmsched.cycle import Scheduler
+from vmsched.matching import PyEngine
+from vmsched.model import Domain, DomainState, Host, Job, JobState, ModelError, Snapshot
+from vmsched.policyfile import PolicyError, initial_domains, load_policy, parse_policy
+from vmsched.usage import UsageStore
+
+EX = Path(__file__).resolve().parents[1] / "vmsched" / "examples"
+
+
+def sched(p):
+    return Scheduler(p, engine=PyEngine(), store=UsageStore(":memory:"))
+
+
+def test_usage_of_a_job_that_left_qstat_is_still_charged():
+    p = load_policy(EX / "cern.toml")
+    s = sched(p)
+    d = Domain("d", p.hosts[0].name, "slc4", "small", DomainState.RUNNING, 1, 1740)
+    j = Job("1", "u", "cms", "cms", "oneway", 1, 100, 600, 0.0, state=JobState.RUNNING, domain="d", start_time=0.0)
+    s.on_cycle(Snapshot(10.0, p.hosts, (d,), (j,)))
+    s.on_cycle(Snapshot(700.0, p.hosts, (d,), ()))          # the server already dropped it
+    assert s.on_job_end("1", 600.0, now=700.0)
+    assert s.store.usage(700.0, 1e9)[("cms", "cms", "u")] == pytest.approx(600.0)
+    with pytest.raises(ValueError, match="give the usage"):
+        s.on_job_end(j)
+    with pytest.raises(ValueError, match="unknown to the scheduler"):
+        s.on_job_end("nope", 1.0)
+
+
+def test_owner_reclaim_that_cannot_place_evicts_nobody():
+    p = load_policy(EX / "wnodes.toml")
+    h = next(h for h in p.hosts if h.owner == "tier3")
+    # borrowers hold the owner's host in domains too small to free room for the owner's job
+    doms = [Domain(f"b{k}", h.name, "sl6-tier1", "large", DomainState.RUNNING, 4, 7168) for k in range(4)]
+    jobs = [Job(f"r{k}", "u", "tier1", "tier1", "tier1", 4, 7000, 9999, 0.0, state=JobState.RUNNING, domain=f"b{k}",
+                start_time=1.0) for k in range(4)]
+    big = Job("own", "o", "tier3", "tier3", "tier3", 32, 1000, 600, 5.0)   # more cores than the host has
+    import attrs
+    pol = attrs.evolve(p, hosts=(h,))
+    plan = sched(pol).on_cycle(Snapshot(100.0, (h,), doms, jobs + [big]))
+    assert not [a for a in plan.actions if a.verb in ("requeue", "suspend-domain", "shutdown")]
+
+
+def test_policy_refuses_a_domain_bigger_than_its_host_and_starts_within_capacity():
+    text = ('[site]\nname = "x"\n[[images]]\nname = "i"\nvos = ["v"]\n[[queues]]\nname = "q"\n'
+            '[[hosts]]\nname = "h"\ncores = 4\nmemory = "8gb"\nmax_active = 2\n'
+            'domains = [ { image = "i", flavor = "xl" } ]\n')
+    with pytest.raises(PolicyError, match=r"x.toml:\d+: hosts\[0\].domains\[0\].flavor: flavor 'xl'"):
+        parse_policy(text, "x.toml")
+    ok = text.replace('flavor = "xl"', 'flavor = "large", count = 2')
+    doms = initial_domains(parse_policy(ok, "x.toml"))
+    assert [d.state for d in doms] == [DomainState.FREE, DomainState.OCCUPIED]   # 4 + 4 cores > 4
+
+
+def test_nested_lists_and_odd_times_in_a_snapshot_are_model_errors():
+    with pytest.raises(ModelError, match="features must be a list of names"):
+        Snapshot.from_json({"time": 1, "hosts": [{"name": "h", "cores": 1, "memory_mb": 1, "features": [[1]]}]})
+    with pytest.raises(ModelError, match="submit_time must be seconds since the epoch"):
+        Job.from_pbs("1", {"euser": "u", "egroup": "g", "queue": "q", "Resource_List.walltime": "1:00:00",
+                           "qtime": "1700000000000"})      # milliseconds
+
+
+def test_group_from_qstat_is_mapped_to_its_vo_by_the_share_tree():
+    p = load_policy(EX / "metacenter.toml")
+    s = sched(p)
+    s.on_cycle(Snapshot(10.0, p.hosts, initial_domains(p), ()))
+    j = Job.from_pbs("1.srv", {"queue": "egee", "egroup": "atlas", "euser": "a", "Resource_List.walltime": "1:00:00",
+                               "qtime": "5"})
+    s.set_job(j)
+    assert s.jobs["1.srv"].vo == "egee"
+    assert ("egee", "atlas", "a") in s._entities
