@@ -1,10 +1,11 @@
 """Benchmark of one scheduling cycle on state already in the engine, C core vs Python reference.
 
 Synthetic clusters of 1k, 10k and 40k VM slots (hosts of 32 cores with 4 domains each: two
-active, two idle for Magrathea-style activation) and 1k, 10k and 100k pending jobs (a mix of
-VOs and images, WNoDeS flavours 1/2/4/8 cores with 1.7 GB/core, three classes, one-way and
-two-way per-domain caps, 60 fair-share entities). Before timing, the cluster is filled by a
-real cycle and then 10 % of the running jobs end, so a cycle has real work to place.
+SLOT_ACTIVE, two SLOT_IDLE for Magrathea-style activation) and 1k, 10k and 100k pending
+jobs (a mix of VOs and images, WNoDeS flavours 1/2/4/8 cores with 1.7 GB/core, three
+classes, one-way and two-way per-domain caps, 60 fair-share entities). Before timing, the
+cluster is filled by a real cycle and then 10 % of the running jobs end, so a cycle has
+real work to place.
 
 A *full cycle* is: the priority sort and matching of every pending job (``match`` with
 ``dry_run=True``, so every run sees the same state) and the preemption search
@@ -55,14 +56,15 @@ WEIGHTS = (1000.0, 100000.0, 10.0)  # fair share, class, age (hours)
 
 def build(engine, n_slots: int, n_jobs: int, seed: int = 42):
     """Fill engine with the synthetic cluster; returns the bookkeeping the timing needs."""
+    from vmsched.matching import SLOT_ACTIVE, SLOT_IDLE
     rng = random.Random(seed)
     hosts = n_slots // 4
     s = 0
     for h in range(hosts):
-        engine.add_host(h, HOST_CORES, HOST_MEMORY, 2)
+        engine.set_host(h, HOST_CORES, HOST_MEMORY, 2)
         kinds = rng.sample(range(KINDS), 4)
         for d in range(4):
-            engine.add_slot(s, h, kinds[d], 16, 16 * 1740, d < 2)
+            engine.add_slot(s, h, kinds[d], 16, 16 * 1740, SLOT_ACTIVE if d < 2 else SLOT_IDLE)
             s += 1
     engine.set_factors([rng.uniform(0.0, 2.0) for _ in range(ENTITIES)])
     specs: dict[int, tuple] = {}

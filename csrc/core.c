@@ -95,7 +95,7 @@ static int core_reserve_slots(core_t *core, int64_t slot)
     CORE_GROW(slot_left, n);
     CORE_GROW(slot_right, n);
     CORE_GROW(slot_size, n);
-    CORE_GROW(slot_active, n);
+    CORE_GROW(slot_state, n);
     CORE_GROW(slot_indexed, n);
     for (int64_t i = old; i < n; i++)
         core->slot_host[i] = CORE_NIL;
@@ -203,7 +203,7 @@ void core_free(core_t *core)
     free(core->slot_left);
     free(core->slot_right);
     free(core->slot_size);
-    free(core->slot_active);
+    free(core->slot_state);
     free(core->slot_indexed);
     for (int64_t k = 0; k < core->kinds_cap; k++) {
         free(core->kinds[k].slots);
@@ -254,7 +254,7 @@ int core_stats(const core_t *core, core_stats_t *out)
 
 /* ------------------------------------------------------------------------------ hosts */
 
-int core_add_host(core_t *core, int64_t host, int64_t cores, int64_t memory, int64_t max_active)
+int core_set_host(core_t *core, int64_t host, int64_t cores, int64_t memory, int64_t max_active)
 {
     if (!core_in(host, 0, CORE_HANDLE_LIMIT - 1) || !core_in(cores, 0, CORE_CORES_LIMIT) ||
         !core_in(memory, 0, CORE_MEMORY_LIMIT) || !core_in(max_active, 1, CORE_RANK_LIMIT - 1))
@@ -273,6 +273,27 @@ int core_add_host(core_t *core, int64_t host, int64_t cores, int64_t memory, int
     return CORE_OK;
 }
 
+int core_add_host(core_t *core, int64_t host, int64_t cores, int64_t memory, int64_t max_active)
+{
+    return core_set_host(core, host, cores, memory, max_active);
+}
+
+static int core_host_exists(const core_t *core, int64_t host)
+{
+    return host >= 0 && host < core->hosts_cap && core->host_live[host];
+}
+
+int core_remove_host(core_t *core, int64_t host)
+{
+    if (!core_host_exists(core, host))
+        return CORE_ERR_NOENT;
+    if (core->host_first_slot[host] != CORE_NIL)
+        return CORE_ERR_BUSY;
+    core->host_live[host] = 0;
+    core->nhosts--;
+    return CORE_OK;
+}
+
 /* ------------------------------------------------------------------------------ slots */
 
 static int core_slot_exists(const core_t *core, int64_t slot)
@@ -280,17 +301,22 @@ static int core_slot_exists(const core_t *core, int64_t slot)
     return slot >= 0 && slot < core->slots_cap && core->slot_host[slot] != CORE_NIL;
 }
 
+static int core_valid_state(int64_t state)
+{
+    return core_in(state, CORE_SLOT_IDLE, CORE_SLOT_UNAVAILABLE);
+}
+
 int core_add_slot(core_t *core, int64_t slot, int64_t host, int64_t kind, int64_t cores,
-                  int64_t memory, int active)
+                  int64_t memory, int64_t state)
 {
     if (!core_in(slot, 0, CORE_HANDLE_LIMIT - 1))
         return CORE_ERR_INVAL;
     if (core_slot_exists(core, slot))
         return CORE_ERR_EXISTS;
-    if (host < 0 || host >= core->hosts_cap || !core->host_live[host])
+    if (!core_host_exists(core, host))
         return CORE_ERR_NOENT;
     if (!core_in(kind, 0, CORE_HANDLE_LIMIT - 1) || !core_in(cores, 0, CORE_CORES_LIMIT) ||
-        !core_in(memory, 0, CORE_MEMORY_LIMIT))
+        !core_in(memory, 0, CORE_MEMORY_LIMIT) || !core_valid_state(state))
         return CORE_ERR_INVAL;
     int rc = core_reserve_slots(core, slot);
     if (rc == CORE_OK)
@@ -322,7 +348,7 @@ int core_add_slot(core_t *core, int64_t slot, int64_t host, int64_t kind, int64_
     core->slot_first_job[s] = CORE_NIL;
     core->slot_left[s] = core->slot_right[s] = CORE_NIL;
     core->slot_size[s] = 1;
-    core->slot_active[s] = active ? 1 : 0;
+    core->slot_state[s] = (uint8_t)state;
     core->slot_indexed[s] = 0;
     /* host list: push front */
     int32_t head = core->host_first_slot[host];
@@ -339,17 +365,24 @@ int core_add_slot(core_t *core, int64_t slot, int64_t host, int64_t kind, int64_
     return CORE_OK;
 }
 
-int core_set_slot_active(core_t *core, int64_t slot, int active)
+int core_set_slot_state(core_t *core, int64_t slot, int64_t state)
 {
     if (!core_slot_exists(core, slot))
         return CORE_ERR_NOENT;
-    uint8_t a = active ? 1 : 0;
-    if (core->slot_active[slot] == a)
+    if (!core_valid_state(state))
+        return CORE_ERR_INVAL;
+    if (core->slot_state[slot] == state)
         return CORE_OK;
+    /* the index and the kind counters only tell ACTIVE from the rest */
     index_out(core, (int32_t)slot);
-    core->slot_active[slot] = a;
+    core->slot_state[slot] = (uint8_t)state;
     index_in(core, (int32_t)slot);
     return CORE_OK;
+}
+
+int core_set_slot_active(core_t *core, int64_t slot, int active)
+{
+    return core_set_slot_state(core, slot, active ? CORE_SLOT_ACTIVE : CORE_SLOT_IDLE);
 }
 
 int core_remove_slot(core_t *core, int64_t slot)

@@ -181,7 +181,7 @@ int index_reserve(core_t *core, int32_t kind, int64_t njobs)
 void index_out(core_t *core, int32_t slot)
 {
     core_kind_t *k = &core->kinds[core->slot_kind[slot]];
-    if (!core->slot_active[slot]) {
+    if (core->slot_state[slot] != CORE_SLOT_ACTIVE) {
         k->ninactive--;
     } else if (core->slot_indexed[slot]) {
         int32_t *root = &k->roots[core->slot_njobs[slot]];
@@ -193,12 +193,12 @@ void index_out(core_t *core, int32_t slot)
     }
 }
 
-/* Put a slot into its kind's counters and, if active and not full, into its treap (whose
+/* Put a slot into its kind's counters and, if ACTIVE and not full, into its treap (whose
  * root index_reserve made room for). */
 void index_in(core_t *core, int32_t slot)
 {
     core_kind_t *k = &core->kinds[core->slot_kind[slot]];
-    if (!core->slot_active[slot]) {
+    if (core->slot_state[slot] != CORE_SLOT_ACTIVE) {
         k->ninactive++;
     } else if (core->slot_njobs[slot] < core->slot_jobcap[slot]) {
         int32_t *root = &k->roots[core->slot_njobs[slot]];

@@ -67,7 +67,7 @@ static void preempt_sort_ids(int32_t *ids, int64_t n)
     }
 }
 
-/* Jobs modes, one active slot: returns 1 and fills *cost if displacing its lower-rank jobs
+/* Jobs modes, one ACTIVE slot: returns 1 and fills *cost if displacing its lower-rank jobs
  * makes room. With r set, writes the victims (or their number, if r's array is short). */
 static int preempt_in_slot(core_t *core, int32_t job, int32_t s, int mode, double now,
                            preempt_cost_t *cost, preempt_result_t *r)
@@ -123,8 +123,9 @@ static int preempt_in_slot(core_t *core, int32_t job, int32_t s, int mode, doubl
     return 0;
 }
 
-/* Domain mode, one idle inactive slot: returns 1 and fills *cost if suspending active
- * slots of its host, whose jobs all rank lower, makes room for it (and it had none). */
+/* Domain mode, one IDLE slot without jobs: returns 1 and fills *cost if suspending ACTIVE
+ * slots of its host, whose jobs all rank lower, makes room for it (and it had none).
+ * ACTIVE and STARTING slots take the host's room; only ACTIVE ones can be suspended. */
 static int preempt_domain(core_t *core, int32_t job, int32_t s, preempt_cost_t *cost,
                           preempt_result_t *r)
 {
@@ -134,11 +135,14 @@ static int preempt_domain(core_t *core, int32_t job, int32_t s, preempt_cost_t *
     int32_t *ids = core->scratch;
     int64_t *keys = core->scratch_key;
     for (int32_t o = core->host_first_slot[host]; o != CORE_NIL; o = core->slot_host_next[o]) {
-        if (o == s || !core->slot_active[o])
+        uint8_t st = core->slot_state[o];
+        if (o == s || (st != CORE_SLOT_ACTIVE && st != CORE_SLOT_STARTING))
             continue;
         used_c += core->slot_cores[o];
         used_m += core->slot_memory[o];
         active++;
+        if (st != CORE_SLOT_ACTIVE)
+            continue; /* STARTING: takes room, cannot be suspended */
         int64_t loss = 0;
         int movable = 1;
         for (int32_t h = core->slot_first_job[o]; h != CORE_NIL; h = core->job_next[h]) {
@@ -222,14 +226,14 @@ int preempt_find(core_t *core, int64_t job, int mode, double now, preempt_result
                 continue;
             int ok;
             if (mode == CORE_MODE_SUSPEND_DOMAIN) {
-                if (core->slot_active[s] || core->slot_njobs[s] > 0)
+                if (core->slot_state[s] != CORE_SLOT_IDLE || core->slot_njobs[s] > 0)
                     continue;
                 int rc = core_scratch_reserve(core, core->nslots);
                 if (rc != CORE_OK)
                     return rc;
                 ok = preempt_domain(core, j, s, &cost, NULL);
             } else {
-                if (!core->slot_active[s] || core->slot_njobs[s] == 0)
+                if (core->slot_state[s] != CORE_SLOT_ACTIVE || core->slot_njobs[s] == 0)
                     continue;
                 int rc = core_scratch_reserve(core, core->slot_njobs[s]);
                 if (rc != CORE_OK)

@@ -11,10 +11,28 @@
  *
  * ALGORITHM
  * ---------
+ * Hosts. A host has a size in cores and MB and at most max_active slots taking room on it
+ * at once. core_set_host adds a host or changes its size and max_active (its slots stay;
+ * only later preemption searches see the change); core_add_host is the same call;
+ * core_remove_host drops a host that holds no slots (else CORE_ERR_BUSY).
+ *
  * Slots. A slot has a kind (the caller's id for "image + host features"), a size in cores
- * and MB, a state (active or not) and the jobs it runs. Its cap is the smallest per-domain
- * cap among its jobs (CORE_UNLIMITED_CAP when empty); it is *full* when it runs cap jobs.
- * An active slot that is not full is *indexed*: it sits in the ordered set of its
+ * and MB, a state and the jobs it runs. The states (vmsched.matching.SLOT_*, same numbers):
+ *   CORE_SLOT_IDLE (0)        inactive but activatable (Magrathea "occupied"/"suspended"):
+ *                             takes no host room, takes no jobs, may be the domain that
+ *                             domain-mode preemption activates (if it holds no jobs);
+ *   CORE_SLOT_ACTIVE (1)      free or running: takes host room, takes jobs, may be
+ *                             suspended as a domain-mode victim;
+ *   CORE_SLOT_STARTING (2)    booting or resuming: takes host room, takes no jobs, is never
+ *                             activated nor suspended by preemption;
+ *   CORE_SLOT_UNAVAILABLE (3) down or shutting down: takes no host room, takes no jobs, is
+ *                             never chosen.
+ * Any other state is CORE_ERR_INVAL; core_set_slot_active(slot, a) is
+ * core_set_slot_state(slot, a ? ACTIVE : IDLE). Jobs may sit in a slot of any state (a
+ * suspended domain keeps its jobs); the state only decides what the searches may use.
+ * A slot's cap is the smallest per-domain cap among its jobs (CORE_UNLIMITED_CAP when
+ * empty); it is *full* when it runs cap jobs.
+ * An ACTIVE slot that is not full is *indexed*: it sits in the ordered set of its
  * (kind, jobs it runs) pair, ordered by the key (free cores, free memory, slot handle).
  * The ordered set is a treap whose nodes are the slot handles themselves (left/right/size
  * arrays in the slot table, priority = a hash of the handle), so indexing allocates nothing.
@@ -35,28 +53,31 @@
  * identical pending jobs then cost O(1). A placement moves the slot between treaps.
  *
  * Pending reasons. After matching, each pending shape (cached per shape and cycle) gets the
- * counts of slots that are: of a wrong kind; not active; full (for this job's cap); short of
- * cores; short of memory (each slot under the first that applies). They come from counters
- * and order statistics, not a slot scan: per kind the numbers of slots, inactive slots and
- * active unindexed (full) slots; per (kind, n) the treap sizes; "short of cores" is a rank
+ * counts of slots that are: of a wrong kind; not active (any state but ACTIVE); full (for
+ * this job's cap); short of cores; short of memory (each slot under the first that applies).
+ * They come from counters and order statistics, not a slot scan: per kind the numbers of
+ * slots, slots not ACTIVE and ACTIVE unindexed (full) slots; per (kind, n) the treap sizes; "short of cores" is a rank
  * query for (cores, -, -); "short of memory" sums, level by level above cores, rank queries
  * for (level, memory, -).
  *
  * Preemption (preempt_find). A job of rank r may displace only jobs of rank < r. Mode
- * CORE_MODE_SUSPEND_JOBS / CORE_MODE_REQUEUE: in one active slot of an allowed kind, take
+ * CORE_MODE_SUSPEND_JOBS / CORE_MODE_REQUEUE: in one ACTIVE slot of an allowed kind, take
  * the slot's lower-rank, not suspended jobs by least loss (suspend: cores; requeue:
  * cores x whole elapsed seconds), then handle, until the job fits (cores, memory, and the
- * remaining jobs' caps). CORE_MODE_SUSPEND_DOMAIN (Magrathea): activate an idle inactive
- * slot of an allowed kind by suspending active slots of its host whose jobs all rank lower,
- * least loss (their jobs' cores) first, until the host has room (slots, cores, memory); a
- * slot that has room without preemption is no candidate. Candidates compare by (highest
+ * remaining jobs' caps). CORE_MODE_SUSPEND_DOMAIN (Magrathea): activate an IDLE slot of an
+ * allowed kind that holds no jobs. The host's room (slots against max_active, cores,
+ * memory) is taken by its ACTIVE and STARTING slots; ACTIVE slots whose jobs all rank lower
+ * are suspended, least loss (their jobs' cores) first, then handle, until the host has room
+ * for the slot; a slot that has room without preemption is no candidate. STARTING and
+ * UNAVAILABLE slots are never activated, STARTING ones never suspended. Candidates compare by (highest
  * victim rank, total loss, number of victim jobs, slot) and the least wins.
  *
  * COMPLEXITY (S slots, J pending jobs, K = kinds a job allows, N = distinct job counts of
  * indexed slots per kind (<= the largest cap in use), L = distinct free-core levels that a
  * search passes before it finds a fit, log = expected treap depth, ~2 ln S):
- *   state changes (add/remove/start/end/requeue/activate):   O(log S) each, plus O(jobs in
+ *   state changes (add/remove/start/end/requeue, slot state): O(log S) each, plus O(jobs in
  *                                   the slot) to recompute its cap when a job leaves it;
+ *   hosts (set/remove):             O(1) (amortised: the host table grows geometrically);
  *   priority sort:                  O(J log J) (merge sort of 24-byte keys);
  *   matching:                       O(J + P * K * N * L * log S) for P placements plus one
  *                                   failed search per distinct shape; in practice L is a few
@@ -66,8 +87,10 @@
  *   preempt_find:                   a scan of the slots of the allowed kinds, as in the
  *                                   reference: O(slots x k^2) in the jobs modes for k jobs
  *                                   per slot (an insertion sort of a slot's few jobs), and
- *                                   O(slots x (m^2 + jobs on the host)) in domain mode for
- *                                   m slots per host; it is meant for few jobs per cycle.
+ *                                   O(idle slots x (m^2 + jobs on the host)) in domain mode
+ *                                   for m slots per host (only IDLE empty slots of an
+ *                                   allowed kind are tried); it is meant for few jobs per
+ *                                   cycle.
  *   memory:                         about 90 bytes per slot handle, 75 per job handle, 52
  *                                   per pending job (sort keys, kept between cycles), plus
  *                                   one shape per distinct (kinds, cores, memory, cap).
@@ -82,8 +105,8 @@
  * LIMITS (checked; the Python reference checks the same): handles, kinds and entities in
  * [0, CORE_HANDLE_LIMIT); cores in [0, CORE_CORES_LIMIT]; memory (MB) in
  * [0, CORE_MEMORY_LIMIT]; per-domain cap in [1, CORE_UNLIMITED_CAP]; rank in
- * [0, CORE_RANK_LIMIT); max_active in [1, CORE_RANK_LIMIT); times finite with
- * |t| <= 2^40 s; weights and factors finite with |x| <= 1e150 (so no sum can overflow).
+ * [0, CORE_RANK_LIMIT); max_active in [1, CORE_RANK_LIMIT); slot state in [0, 3]; times
+ * finite with |t| <= 2^40 s; weights and factors finite with |x| <= 1e150 (so no sum can overflow).
  */
 #ifndef VMSCHED_CORE_H
 #define VMSCHED_CORE_H
@@ -99,7 +122,7 @@
 #define CORE_ERR_INVAL -4       /* an argument is out of its range (see LIMITS) */
 #define CORE_ERR_NOFIT -5       /* the job does not fit the slot's free cores or memory */
 #define CORE_ERR_FULL -6        /* the slot already runs as many jobs as a cap allows */
-#define CORE_ERR_BUSY -7        /* the slot still holds jobs, or the job already runs */
+#define CORE_ERR_BUSY -7        /* the slot holds jobs, the host holds slots, or the job runs */
 #define CORE_ERR_STATE -8       /* the job is not running */
 #define CORE_ERR_SPACE -9       /* a caller's result array is too small; sizes are reported */
 
@@ -113,8 +136,13 @@
 #define CORE_MODE_REQUEUE 1       /* preempt by requeueing jobs inside a slot */
 #define CORE_MODE_SUSPEND_DOMAIN 2 /* preempt by suspending whole domains of a host */
 
+#define CORE_SLOT_IDLE 0          /* inactive, activatable: no host room, no jobs */
+#define CORE_SLOT_ACTIVE 1        /* free/running: host room, takes jobs */
+#define CORE_SLOT_STARTING 2      /* booting/resuming: host room, no jobs, never chosen */
+#define CORE_SLOT_UNAVAILABLE 3   /* down/shutting down: no host room, no jobs, never chosen */
+
 #define CORE_REASON_WRONG_KIND 0  /* slot of a kind the job does not allow */
-#define CORE_REASON_NOT_ACTIVE 1  /* slot not active */
+#define CORE_REASON_NOT_ACTIVE 1  /* slot in any state but CORE_SLOT_ACTIVE */
 #define CORE_REASON_FULL 2        /* slot runs as many jobs as its or the job's cap allows */
 #define CORE_REASON_CORES 3       /* slot short of free cores */
 #define CORE_REASON_MEMORY 4      /* slot short of free memory */
@@ -180,9 +208,12 @@ typedef struct {
 int core_new(core_t **out);
 void core_free(core_t *core);
 int core_stats(const core_t *core, core_stats_t *out);
+int core_set_host(core_t *core, int64_t host, int64_t cores, int64_t memory, int64_t max_active);
 int core_add_host(core_t *core, int64_t host, int64_t cores, int64_t memory, int64_t max_active);
+int core_remove_host(core_t *core, int64_t host);
 int core_add_slot(core_t *core, int64_t slot, int64_t host, int64_t kind, int64_t cores,
-                  int64_t memory, int active);
+                  int64_t memory, int64_t state);
+int core_set_slot_state(core_t *core, int64_t slot, int64_t state);
 int core_set_slot_active(core_t *core, int64_t slot, int active);
 int core_remove_slot(core_t *core, int64_t slot);
 int core_add_job(core_t *core, int64_t job, const int64_t *kinds, int64_t nkinds, int64_t cores,
@@ -240,8 +271,8 @@ typedef struct {
     int32_t *slots;        /* all slots of this kind, in no order */
     int32_t nslots;        /* length of slots */
     int32_t slots_cap;     /* allocated length of slots */
-    int32_t ninactive;     /* slots of this kind that are not active */
-    int32_t nfull;         /* active slots that are full by their own cap (unindexed) */
+    int32_t ninactive;     /* slots of this kind in any state but CORE_SLOT_ACTIVE */
+    int32_t nfull;         /* ACTIVE slots that are full by their own cap (unindexed) */
     int32_t nindexed;      /* slots in the treaps below */
     int32_t *roots;        /* roots[n]: treap of indexed slots running n jobs, or CORE_NIL */
     int32_t nroots;        /* length of roots (largest n seen + 1) */
@@ -261,7 +292,7 @@ struct core {
     uint8_t *host_live;         /* 1 if the host handle is defined */
     int64_t *host_cores;        /* cores of the host */
     int64_t *host_memory;       /* MB of the host */
-    int64_t *host_max_active;   /* most slots active at once on the host */
+    int64_t *host_max_active;   /* most slots taking room (ACTIVE, STARTING) at once */
     int32_t *host_first_slot;   /* head of the host's slot list (slot_host_next) */
 
     /* slots (struct of arrays, indexed by slot handle) */
@@ -282,7 +313,7 @@ struct core {
     int32_t *slot_left;         /* treap: left child */
     int32_t *slot_right;        /* treap: right child */
     int32_t *slot_size;         /* treap: nodes in the subtree rooted here */
-    uint8_t *slot_active;       /* 1 if active */
+    uint8_t *slot_state;        /* CORE_SLOT_IDLE .. CORE_SLOT_UNAVAILABLE */
     uint8_t *slot_indexed;      /* 1 if in its (kind, njobs) treap */
 
     /* kinds (indexed by kind id) */

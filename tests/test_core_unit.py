@@ -10,6 +10,7 @@ import warnings
 import pytest
 
 from vmsched import _core
+from vmsched import matching
 from vmsched.matching import UNLIMITED_CAP, EngineError, MatchResult, PyEngine
 
 REQUIRED = os.environ.get("VMSCHED_REQUIRE_C") == "1"
@@ -47,6 +48,22 @@ def small(engine):
     (lambda e: e.match(float("nan"), 1, 1, 1), r"match: argument out of range"),
     (lambda e: e.priority(9, 0.0, 1, 1, 1), r"priority\(9\): unknown handle"),
     (lambda e: e.add_host(-1, 1, 1, 1), r"add_host\(-1\): argument out of range"),
+    (lambda e: e.set_host(0, 1, 1, 0), r"set_host\(0\): argument out of range"),
+    (lambda e: e.remove_host(0), r"remove_host\(0\): .*host still holds slots"),
+    (lambda e: e.remove_host(3), r"remove_host\(3\): unknown handle"),
+    (lambda e: e.remove_host(-1), r"remove_host\(-1\): unknown handle"),
+    (lambda e: e.remove_slot(0) or e.remove_slot(1) or e.remove_host(0) or e.add_slot(0, 0, 0, 1, 1, 1),
+     r"add_slot\(0, host 0\): unknown handle"),
+    # slot states: 0..3 (True/False as 1/0); anything else is a bad argument
+    (lambda e: e.add_slot(5, 0, 0, 1, 1, 4), r"add_slot\(5, host 0\): argument out of range"),
+    (lambda e: e.add_slot(5, 0, 0, 1, 1, -1), r"add_slot\(5, host 0\): argument out of range"),
+    (lambda e: e.add_slot(5, 0, 0, 1, 1, 1 << 70), r"add_slot\(5, host 0\)"),
+    (lambda e: e.add_slot(5, 0, 0, 1, 1, 1.0), r"add_slot\(5, host 0\)"),
+    (lambda e: e.add_slot(5, 0, 0, 1, 1, None), r"add_slot\(5, host 0\)"),
+    (lambda e: e.set_slot_state(0, 4), r"set_slot_state\(0, 4\): argument out of range"),
+    (lambda e: e.set_slot_state(0, -1), r"set_slot_state\(0, -1\): argument out of range"),
+    (lambda e: e.set_slot_state(0, 2.0), r"set_slot_state\(0, 2.0\)"),
+    (lambda e: e.set_slot_state(9, 1), r"set_slot_state\(9, 1\): unknown handle"),
 ])
 def test_codes_become_engine_errors(call, pattern):
     e = small(_core.CEngine())
@@ -55,6 +72,51 @@ def test_codes_become_engine_errors(call, pattern):
     # and the reference agrees that it is an error
     with pytest.raises(EngineError):
         call(small(PyEngine()))
+
+
+@needs_c
+@pytest.mark.parametrize("state", [0, 1, 2, 3, True, False])
+def test_good_states_are_accepted(state):
+    for e in (small(_core.CEngine()), small(PyEngine())):
+        e.add_slot(5, 0, 0, 1, 1, state)
+        e.set_slot_state(5, state)
+        e.set_slot_state(0, state)
+        e.set_slot_active(1, bool(state))
+
+
+@needs_c
+def test_bad_state_leaves_the_slot_as_it_was():
+    for e in (small(_core.CEngine()), small(PyEngine())):
+        with pytest.raises(EngineError):
+            e.set_slot_state(0, 7)
+        assert e.best_slot(1) == 0  # slot 0 still ACTIVE and indexed
+        with pytest.raises(EngineError):
+            e.add_slot(5, 0, 0, 1, 1, 9)
+        assert e.stats()["slots"] == 2
+
+
+@needs_c
+def test_state_constants_match_the_header():
+    lib = _core._lib
+    assert (matching.SLOT_IDLE, matching.SLOT_ACTIVE, matching.SLOT_STARTING,
+            matching.SLOT_UNAVAILABLE) == (lib.CORE_SLOT_IDLE, lib.CORE_SLOT_ACTIVE,
+                                           lib.CORE_SLOT_STARTING, lib.CORE_SLOT_UNAVAILABLE)
+    assert matching.SLOT_STATES == (0, 1, 2, 3)
+
+
+@needs_c
+def test_hosts_set_and_remove():
+    for e in (small(_core.CEngine()), small(PyEngine())):
+        e.set_host(0, 32, 32000, 4)          # an update keeps the slots
+        e.add_host(0, 32, 32000, 4)          # add_host is the same upsert
+        e.set_host(7, 8, 8000, 1)
+        assert e.stats()["hosts"] == 2 and e.stats()["slots"] == 2
+        e.remove_host(7)
+        assert e.stats()["hosts"] == 1
+        e.remove_slot(0)
+        e.remove_slot(1)
+        e.remove_host(0)
+        assert e.stats()["hosts"] == 0
 
 
 @needs_c

@@ -19,7 +19,7 @@ import os
 import warnings
 from collections.abc import Sequence
 
-from vmsched.matching import EngineError, MatchResult, PyEngine, Victims
+from vmsched.matching import SLOT_ACTIVE, SLOT_IDLE, EngineError, MatchResult, PyEngine, Victims
 
 __all__ = ["CEngine", "CoreMemoryError", "best_engine", "load_error", "ENGINE_NAME", "AVAILABLE"]
 
@@ -60,7 +60,7 @@ _MESSAGES = {
     -4: "argument out of range",
     -5: "job does not fit the slot",
     -6: "slot is full",
-    -7: "slot still holds jobs, or job already runs",
+    -7: "slot still holds jobs, host still holds slots, or job already runs",
     -8: "job is not running",
     -9: "result array too small",
 }
@@ -185,16 +185,29 @@ class CEngine:
         self._grow_victims(64)
 
     # ----------------------------------------------------------------- state changes
-    def add_host(self, host: int, cores: int, memory: int, max_active: int) -> None:
-        _call(_lib.core_add_host, f"add_host({host})", self._core, host, cores, memory, max_active)
+    def set_host(self, host: int, cores: int, memory: int, max_active: int) -> None:
+        _call(_lib.core_set_host, f"set_host({host})", self._core, host, cores, memory, max_active)
 
-    def add_slot(self, slot, host, kind, cores, memory, active) -> None:
+    def add_host(self, host: int, cores: int, memory: int, max_active: int) -> None:
+        """The older name of set_host (the same upsert, as in PyEngine)."""
+        _call(_lib.core_set_host, f"add_host({host})", self._core, host, cores, memory, max_active)
+
+    def remove_host(self, host: int) -> None:
+        _call(_lib.core_remove_host, f"remove_host({host})", self._core, host)
+
+    def add_slot(self, slot, host, kind, cores, memory, state) -> None:
+        # state: SLOT_IDLE..SLOT_UNAVAILABLE (True/False are ints 1/0 to cffi); C checks it
         _call(_lib.core_add_slot, f"add_slot({slot}, host {host})", self._core, slot, host,
-              kind, cores, memory, 1 if active else 0)
+              kind, cores, memory, state)
+
+    def set_slot_state(self, slot, state) -> None:
+        _call(_lib.core_set_slot_state, f"set_slot_state({slot}, {state!r})", self._core, slot,
+              state)
 
     def set_slot_active(self, slot, active) -> None:
-        _call(_lib.core_set_slot_active, f"set_slot_active({slot})", self._core, slot,
-              1 if active else 0)
+        """The two-state form: True -> SLOT_ACTIVE, False -> SLOT_IDLE."""
+        _call(_lib.core_set_slot_state, f"set_slot_active({slot})", self._core, slot,
+              SLOT_ACTIVE if active else SLOT_IDLE)
 
     def remove_slot(self, slot) -> None:
         _call(_lib.core_remove_slot, f"remove_slot({slot})", self._core, slot)

@@ -9,11 +9,27 @@ live one floor up, in :mod:`vmsched.cycle`.
 The algorithm (the header ``csrc/vmsched_core.h`` documents the same, and property tests keep
 both equal):
 
+* A host has a size in cores and MB and at most ``max_active`` slots taking room at once.
+  ``set_host`` adds a host or changes its size and max_active (only later searches see
+  it); ``remove_host`` drops a host that holds no slots. ``add_host`` is ``set_host``.
 * A slot (domain) has a *kind* (the caller's id for "image + host features"), a size in cores
-  and MB, a state (active or not) and the jobs it runs. A slot that is active and not full is
-  kept in a bucket keyed by (kind, jobs it runs, free cores); inside a bucket slots are sorted
-  by (free memory, slot). A slot is *full* when it runs as many jobs as the smallest
-  per-domain cap among them (a one-way job fills its domain).
+  and MB, a *state* and the jobs it runs. The states (same numbers as CORE_SLOT_* in C):
+
+  - ``SLOT_IDLE`` (0), inactive but activatable (Magrathea "occupied" or "suspended"):
+    takes no host room, takes no jobs, may be the domain that domain-mode preemption
+    activates (if it holds no jobs);
+  - ``SLOT_ACTIVE`` (1), free or running: takes host room, takes jobs, may be suspended
+    as a domain-mode victim;
+  - ``SLOT_STARTING`` (2), booting or resuming: takes host room, takes no jobs, is never
+    activated nor suspended by preemption;
+  - ``SLOT_UNAVAILABLE`` (3), down or shutting down: takes no host room, takes no jobs,
+    is never chosen.
+
+  ``True``/``False`` stand for ACTIVE/IDLE (``set_slot_active`` maps them so); any other
+  value is an error. A slot that is ACTIVE and not full is kept in a bucket keyed by
+  (kind, jobs it runs, free cores); inside a bucket slots are sorted by (free memory,
+  slot). A slot is *full* when it runs as many jobs as the smallest per-domain cap among
+  them (a one-way job fills its domain).
 * Jobs are taken in priority order: ``prio = w_fs*factor[entity] + w_class*rank + w_age*age_h``,
   ties by submit time then handle. A job may use slots of its allowed kinds that run fewer
   jobs than the job's queue allows. Among those it takes the *best fit*: least free cores,
@@ -22,20 +38,24 @@ both equal):
 * A job shape (allowed kinds, cores, memory, cap) that found nothing this cycle finds nothing
   again (capacity only shrinks within a cycle), so identical pending jobs cost O(1).
 * Pending jobs get reason counts from the final state: of all slots, how many are of a wrong
-  kind, not active, full, short of cores, short of memory (each slot counted once, under the
-  first of these that applies).
+  kind, not active (any state but ACTIVE), full, short of cores, short of memory (each slot
+  counted once, under the first of these that applies).
 * Preemption: a job of class rank r may displace only jobs of rank < r. In ``jobs`` mode it
-  picks, inside one slot of an allowed kind, the running jobs of lower rank with the least
-  work lost (requeue: cores x elapsed seconds; suspend: cores) until it fits. In ``domain``
-  mode (Magrathea) it activates an inactive slot of an allowed kind on a host whose active
-  slots run only lower-rank jobs, suspending as few of them as needed. Candidates are
-  compared by (highest victim rank, work lost, number of victims, slot) and the least wins.
+  picks, inside one ACTIVE slot of an allowed kind, the running jobs of lower rank with the
+  least work lost (requeue: cores x elapsed seconds; suspend: cores) until it fits. In
+  ``domain`` mode (Magrathea) it activates an IDLE slot of an allowed kind that holds no
+  jobs: the host's room is taken by its ACTIVE and STARTING slots (count against
+  max_active, cores, memory); ACTIVE slots whose jobs all rank lower are suspended, least
+  loss first, until the host has room (a slot with room without preemption is no
+  candidate). Candidates are compared by (highest victim rank, work lost, number of
+  victims, slot) and the least wins.
 
 Limits (both engines check them, so they agree on what is an error): handles, kinds and
 entities in [0, HANDLE_LIMIT) (tables are indexed by handle: keep handles dense, recycle
 them); cores in [0, CORES_LIMIT]; memory (MB) in [0, MEMORY_LIMIT]; caps in
-[1, UNLIMITED_CAP]; ranks and max_active below RANK_LIMIT; times finite with |t| <= 2**40;
-weights and factors finite with |x| <= 1e150 (so no priority overflows to inf or nan).
+[1, UNLIMITED_CAP]; ranks and max_active below RANK_LIMIT; slot states in [0, 3]; times
+finite with |t| <= 2**40; weights and factors finite with |x| <= 1e150 (so no priority
+overflows to inf or nan).
 """
 
 from __future__ import annotations
@@ -50,7 +70,8 @@ import attrs
 
 __all__ = ["Reason", "Engine", "PyEngine", "MatchResult", "Victims", "EngineError",
            "MODE_SUSPEND_JOBS", "MODE_REQUEUE", "MODE_SUSPEND_DOMAIN", "UNLIMITED_CAP",
-           "HANDLE_LIMIT", "CORES_LIMIT", "MEMORY_LIMIT", "RANK_LIMIT"]
+           "HANDLE_LIMIT", "CORES_LIMIT", "MEMORY_LIMIT", "RANK_LIMIT",
+           "SLOT_IDLE", "SLOT_ACTIVE", "SLOT_STARTING", "SLOT_UNAVAILABLE", "SLOT_STATES"]
 
 UNLIMITED_CAP = 1 << 30
 HANDLE_LIMIT = 1 << 26
@@ -60,6 +81,11 @@ RANK_LIMIT = (1 << 31) - 1
 _TIME_LIMIT = 2.0 ** 40
 _FLOAT_LIMIT = 1e150
 MODE_SUSPEND_JOBS, MODE_REQUEUE, MODE_SUSPEND_DOMAIN = 0, 1, 2
+# slot states (the C header's CORE_SLOT_*, same numbers)
+SLOT_IDLE, SLOT_ACTIVE, SLOT_STARTING, SLOT_UNAVAILABLE = 0, 1, 2, 3
+SLOT_STATES = (SLOT_IDLE, SLOT_ACTIVE, SLOT_STARTING, SLOT_UNAVAILABLE)
+# states whose slots take room on their host (count toward max_active, cores, memory)
+_HOST_ROOM = (SLOT_ACTIVE, SLOT_STARTING)
 
 
 class EngineError(ValueError):
@@ -71,6 +97,13 @@ def _int_in(v, lo: int, hi: int) -> bool:
         return lo <= operator.index(v) <= hi
     except TypeError:
         return False
+
+
+def _state(v, what: str) -> int:
+    """A slot state: one of SLOT_STATES (True/False are 1/0, i.e. ACTIVE/IDLE)."""
+    if not _int_in(v, SLOT_IDLE, SLOT_UNAVAILABLE):
+        raise EngineError(f"{what}: bad slot state {v!r} (0..3)")
+    return operator.index(v)
 
 
 def _time(t, what: str) -> float:
@@ -91,7 +124,7 @@ class Reason(enum.IntEnum):
     """Why slots did not take a job; the order is the order slots are tested in."""
 
     WRONG_KIND = 0
-    NOT_ACTIVE = 1
+    NOT_ACTIVE = 1   # any state but SLOT_ACTIVE
     FULL = 2
     CORES = 3
     MEMORY = 4
@@ -124,7 +157,7 @@ class _Slot:
     kind: int
     cores: int
     memory: int
-    active: bool
+    state: int
     jobs: list = attrs.Factory(list)
     used_cores: int = 0
     used_memory: int = 0
@@ -152,7 +185,11 @@ class Engine:
 
     name = "abstract"
 
-    def add_slot(self, slot: int, host: int, kind: int, cores: int, memory: int, active: bool) -> None: ...
+    def set_host(self, host: int, cores: int, memory: int, max_active: int) -> None: ...
+    def add_host(self, host: int, cores: int, memory: int, max_active: int) -> None: ...
+    def remove_host(self, host: int) -> None: ...
+    def add_slot(self, slot: int, host: int, kind: int, cores: int, memory: int, state: int) -> None: ...
+    def set_slot_state(self, slot: int, state: int) -> None: ...
     def set_slot_active(self, slot: int, active: bool) -> None: ...
     def remove_slot(self, slot: int) -> None: ...
     def add_job(self, job: int, kinds: Sequence[int], cores: int, memory: int, cap: int,
@@ -193,7 +230,7 @@ class PyEngine(Engine):
         return min((self._jobs[h].cap for h in s.jobs), default=UNLIMITED_CAP)
 
     def _indexed(self, s: _Slot) -> bool:
-        return s.active and len(s.jobs) < self._cap(s)
+        return s.state == SLOT_ACTIVE and len(s.jobs) < self._cap(s)
 
     def _unindex(self, handle: int) -> None:
         s = self._slots[handle]
@@ -218,14 +255,26 @@ class PyEngine(Engine):
             bisect.insort(self._levels.setdefault(key, []), fc)
         bisect.insort(by_fc[fc], (s.memory - s.used_memory, handle))
 
-    def add_host(self, host: int, cores: int, memory: int, max_active: int) -> None:
+    def set_host(self, host: int, cores: int, memory: int, max_active: int) -> None:
+        """Add the host, or give an existing one a new size and max_active (its slots stay;
+        only later searches see the change)."""
         if not (_int_in(host, 0, HANDLE_LIMIT - 1) and _int_in(cores, 0, CORES_LIMIT)
                 and _int_in(memory, 0, MEMORY_LIMIT) and _int_in(max_active, 1, RANK_LIMIT - 1)):
             raise EngineError(f"host {host}: bad handle, size or max_active")
         self._hosts[host] = (cores, memory, max_active)
         self._host_slots.setdefault(host, [])
 
-    def add_slot(self, slot, host, kind, cores, memory, active):
+    add_host = set_host  # the older name: the same upsert in both engines
+
+    def remove_host(self, host: int) -> None:
+        if host not in self._hosts:
+            raise EngineError(f"unknown host {host}")
+        if self._host_slots[host]:
+            raise EngineError(f"host {host} still holds slots {self._host_slots[host]}")
+        del self._hosts[host]
+        del self._host_slots[host]
+
+    def add_slot(self, slot, host, kind, cores, memory, state):
         if slot in self._slots or not _int_in(slot, 0, HANDLE_LIMIT - 1):
             raise EngineError(f"slot {slot} already exists or is out of range")
         if host not in self._hosts:
@@ -233,18 +282,24 @@ class PyEngine(Engine):
         if not (_int_in(cores, 0, CORES_LIMIT) and _int_in(memory, 0, MEMORY_LIMIT)
                 and _int_in(kind, 0, HANDLE_LIMIT - 1)):
             raise EngineError(f"slot {slot}: size or kind out of range")
-        self._slots[slot] = _Slot(host, kind, cores, memory, bool(active))
+        state = _state(state, f"slot {slot}")
+        self._slots[slot] = _Slot(host, kind, cores, memory, state)
         self._kind_total[kind] = self._kind_total.get(kind, 0) + 1
         bisect.insort(self._host_slots[host], slot)
         self._index(slot)
 
-    def set_slot_active(self, slot, active):
+    def set_slot_state(self, slot, state):
         s = self._slot(slot)
-        if s.active == bool(active):
+        state = _state(state, f"slot {slot}")
+        if s.state == state:
             return
         self._unindex(slot)
-        s.active = bool(active)
+        s.state = state
         self._index(slot)
+
+    def set_slot_active(self, slot, active):
+        """The two-state form: True -> SLOT_ACTIVE, False -> SLOT_IDLE."""
+        self.set_slot_state(slot, SLOT_ACTIVE if active else SLOT_IDLE)
 
     def remove_slot(self, slot):
         s = self._slot(slot)
@@ -432,7 +487,7 @@ class PyEngine(Engine):
         for s in self._slots.values():
             if s.kind not in kinds:
                 counts[Reason.WRONG_KIND] += 1
-            elif not s.active:
+            elif s.state != SLOT_ACTIVE:
                 counts[Reason.NOT_ACTIVE] += 1
             elif len(s.jobs) >= min(self._cap(s), j.cap):
                 counts[Reason.FULL] += 1
@@ -468,8 +523,8 @@ class PyEngine(Engine):
         return best
 
     def _job_candidate(self, j: _Job, handle: int, s: _Slot, mode: int, now: float):
-        """Inside one active slot: displace lower-rank jobs, least loss first, until it fits."""
-        if not s.active:
+        """Inside one ACTIVE slot: displace lower-rank jobs, least loss first, until it fits."""
+        if s.state != SLOT_ACTIVE:
             return None
         lower = sorted((h for h in s.jobs if self._jobs[h].rank < j.rank and not self._jobs[h].suspended),
                        key=lambda h: (self._loss(h, mode, now), h))
@@ -490,21 +545,23 @@ class PyEngine(Engine):
         return None
 
     def _domain_candidate(self, j: _Job, handle: int, s: _Slot, mode: int, now: float):
-        """Magrathea: activate an idle inactive slot by suspending active slots on its host
-        whose jobs all rank lower, least loss first, until the host has room for it."""
-        if s.active or s.jobs:
+        """Magrathea: activate an IDLE slot that holds no jobs by suspending ACTIVE slots on
+        its host whose jobs all rank lower, least loss first, until the host has room for it.
+        ACTIVE and STARTING slots take the host's room; only ACTIVE ones can be suspended."""
+        if s.state != SLOT_IDLE or s.jobs:
             return None
         host_cores, host_memory, max_active = self._hosts[s.host]
-        active = [o for o in self._host_slots[s.host] if o != handle and self._slots[o].active]
-        used_c = sum(self._slots[o].cores for o in active)
-        used_m = sum(self._slots[o].memory for o in active)
-        n_active = len(active)
+        busy = [o for o in self._host_slots[s.host]
+                if o != handle and self._slots[o].state in _HOST_ROOM]
+        used_c = sum(self._slots[o].cores for o in busy)
+        used_m = sum(self._slots[o].memory for o in busy)
+        n_active = len(busy)
 
         def slot_loss(o):
             return sum(self._loss(h, MODE_SUSPEND_JOBS, now) for h in self._slots[o].jobs)
 
-        movable = sorted((o for o in active
-                          if all(self._jobs[h].rank < j.rank for h in self._slots[o].jobs)),
+        movable = sorted((o for o in busy if self._slots[o].state == SLOT_ACTIVE
+                          and all(self._jobs[h].rank < j.rank for h in self._slots[o].jobs)),
                          key=lambda o: (slot_loss(o), o))
         taken: list[int] = []
         for o in [None] + movable:
