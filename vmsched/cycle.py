@@ -17,6 +17,7 @@ since a site plugin is Python), ``preempt`` (may these victims be displaced).
 from __future__ import annotations
 
 import enum
+import heapq
 import importlib
 import warnings
 from collections import Counter, OrderedDict
@@ -25,7 +26,8 @@ from typing import Any, Protocol
 
 import attrs
 
-from vmsched.matching import MODE_REQUEUE, MODE_SUSPEND_DOMAIN, MODE_SUSPEND_JOBS, Engine, EngineError, PyEngine, Reason
+from vmsched.matching import (MODE_REQUEUE, MODE_SUSPEND_DOMAIN, MODE_SUSPEND_JOBS, SLOT_ACTIVE, SLOT_IDLE,
+                              SLOT_STARTING, SLOT_UNAVAILABLE, Engine, EngineError, PyEngine, Reason)
 from vmsched.model import Domain, DomainState, Host, Job, JobState, QueueKind, Snapshot
 from vmsched.plan import (Action, BindJob, Pending, Plan, RequeueJob, ResumeDomain, ResumeJob, RouteJob,
                           RunJob, ShutdownDomain, SuspendDomain, SuspendJob, Verdict)
@@ -112,6 +114,13 @@ _STATE_PENDING, _STATE_RUNNING, _STATE_HELD, _STATE_ROUTING, _STATE_BOUND, _STAT
 
 _GONE_KEEP = 200_000
 
+# How the matcher sees each domain state. A domain closed for new work for one cycle (held
+# for a higher class, or for a VO under its share) is set to STARTING: its host room stays
+# counted and it is no candidate for activation.
+_SLOT_OF = {DomainState.FREE: SLOT_ACTIVE, DomainState.RUNNING: SLOT_ACTIVE, DomainState.BOOTING: SLOT_STARTING,
+            DomainState.OCCUPIED: SLOT_IDLE, DomainState.SUSPENDED: SLOT_IDLE,
+            DomainState.DOWN: SLOT_UNAVAILABLE, DomainState.SHUTTING_DOWN: SLOT_UNAVAILABLE}
+
 _REASON_WORDS = {Reason.NOT_ACTIVE: "not active", Reason.FULL: "full (per-domain job cap)",
                  Reason.CORES: "insufficient cores", Reason.MEMORY: "insufficient memory"}
 
@@ -148,6 +157,11 @@ class Scheduler:
         self._entities: dict[tuple[str, ...], int] = {}
         self._next_slot = 0
         self._next_job = 0
+        # Handles index the matcher's tables: recycled, smallest first, so the tables stay
+        # as small as the cluster (a simulation boots and ends domains for months).
+        self._free_slots: list[int] = []
+        self._free_jobs: list[int] = []
+        self._free_hosts: list[int] = []
         self._job_kinds_cache: dict[tuple, tuple[int, ...]] = {}
         self._images_cache: dict[tuple, tuple[str, ...]] = {}
         self._ranks: dict[str, tuple[Job, int]] = {}
@@ -242,19 +256,26 @@ class Scheduler:
         self._topology += 1
         self.host_domains.setdefault(host.name, [])
         if host.name not in self._host_h:
-            self._host_h[host.name] = len(self._host_h)
-            self.engine.add_host(self._host_h[host.name], host.cores, host.memory_mb, host.max_active)
+            self._host_h[host.name] = heapq.heappop(self._free_hosts) if self._free_hosts else len(self._host_h)
+        self.engine.set_host(self._host_h[host.name], host.cores, host.memory_mb, host.max_active)
         if old is not None and old.features != host.features:
             for d in list(self.host_domains[host.name]):
                 dom = self.domains[d]
                 self.remove_domain(d)
                 self.set_domain(dom)
+        elif old is not None and old.up != host.up:
+            for d in self.host_domains[host.name]:
+                self.engine.set_slot_state(self._slot_h[d], self._slot_state(self.domains[d]))
 
     def remove_host(self, name: str) -> None:
         for d in list(self.host_domains.get(name, ())):
             self.remove_domain(d)
         self.hosts.pop(name, None)
         self.host_domains.pop(name, None)
+        h = self._host_h.pop(name, None)
+        if h is not None:
+            self.engine.remove_host(h)
+            heapq.heappush(self._free_hosts, h)
         self._topology += 1
 
     def _kind(self, image: str, features: frozenset) -> int:
@@ -266,9 +287,12 @@ class Scheduler:
             self._reload_jobs()
         return k
 
-    def _slot_active(self, d: Domain) -> bool:
+    def _slot_state(self, d: Domain) -> int:
+        """The matcher's view of a domain: can take jobs, can be activated, holds host room."""
         host = self.hosts.get(d.host)
-        return d.state.active and host is not None and host.up
+        if host is None or not host.up:
+            return SLOT_UNAVAILABLE
+        return _SLOT_OF[d.state]
 
     def set_domain(self, d: Domain) -> None:
         if d.host not in self.hosts:
@@ -279,21 +303,24 @@ class Scheduler:
         host = self.hosts[d.host]
         if old is not None and (old.image, old.host, old.cores, old.memory_mb) == (d.image, d.host, d.cores, d.memory_mb):
             self.domains[d.name] = d
-            self.engine.set_slot_active(self._slot_h[d.name], self._slot_active(d))
+            self.engine.set_slot_state(self._slot_h[d.name], self._slot_state(d))
             return
         if old is not None:
             self.remove_domain(d.name)
         kind = self._kind(d.image, host.features)
         self._domain_version += 1
-        h = self._next_slot
-        self._next_slot += 1
+        if self._free_slots:
+            h = heapq.heappop(self._free_slots)
+        else:
+            h = self._next_slot
+            self._next_slot += 1
         self._slot_h[d.name], self._slot_name[h] = h, d.name
         self.domains[d.name] = d
         self.host_domains.setdefault(d.host, []).append(d.name)
         self.host_domains[d.host].sort()
         self.domain_jobs.setdefault(d.name, set())
         self._kind_total[kind] += 1
-        self.engine.add_slot(h, self._host_h[d.host], kind, d.cores, d.memory_mb, self._slot_active(d))
+        self.engine.add_slot(h, self._host_h[d.host], kind, d.cores, d.memory_mb, self._slot_state(d))
 
     def remove_domain(self, name: str) -> None:
         d = self.domains.get(name)
@@ -307,6 +334,7 @@ class Scheduler:
             self._remember(job)
         h = self._slot_h.pop(name)
         del self._slot_name[h]
+        heapq.heappush(self._free_slots, h)
         self._kind_total[self._kind(d.image, self.hosts[d.host].features)] -= 1
         self.engine.remove_slot(h)
         self.host_domains[d.host].remove(name)
@@ -442,11 +470,13 @@ class Scheduler:
     def _engine_add(self, job: Job, st: str, handle: int | None = None) -> None:
         q = self.policy.queues[job.queue] if job.queue in self.policy.queues else None
         cap = q.per_domain_jobs if q is not None else 1
-        if handle is None:
+        if handle is not None:
+            h = handle
+        elif self._free_jobs:
+            h = heapq.heappop(self._free_jobs)
+        else:
             h = self._next_job
             self._next_job += 1
-        else:
-            h = handle
         rank = self.rank_of(job)
         try:
             self.engine.add_job(h, self._job_kinds(job), job.cores, job.memory_mb, cap, rank, self._entity(job),
@@ -464,7 +494,7 @@ class Scheduler:
                 # server, keep the job out of the matcher and the domain closed to new work.
                 self.engine.remove_job(h)
                 del self._job_h[job.id], self._job_name[h]
-                self.engine.set_slot_active(self._slot_h[job.domain], False)
+                self.engine.set_slot_state(self._slot_h[job.domain], SLOT_STARTING)
 
     def remove_job(self, job_id: str) -> None:
         job = self.jobs.pop(job_id, None)
@@ -479,6 +509,7 @@ class Scheduler:
         if h is not None:
             del self._job_name[h]
             self.engine.remove_job(h)
+            heapq.heappush(self._free_jobs, h)
         if job.domain is not None and job.domain in self.domain_jobs:
             self.domain_jobs[job.domain].discard(job_id)
         self.status.pop(job_id, None)
@@ -597,7 +628,7 @@ class _Cycle:
         self.explain_waiting()
         for name in sorted(self.reserved):
             if name in s.domains and s.domains[name].state.active:
-                s.engine.set_slot_active(s._slot_h[name], True)
+                s.engine.set_slot_state(s._slot_h[name], SLOT_ACTIVE)
         for vid, why in self.requeued.items():
             if s.status.get(vid) == _STATE_PENDING:
                 self.pending[vid] = Pending(Verdict.NOT_NOW, why)
@@ -702,7 +733,7 @@ class _Cycle:
             img = self.policy.images.get(d.image)
             if d.state is DomainState.FREE and not s.domain_jobs.get(name) and img is not None \
                     and img.vos & set(vo_share) and (img.vos & set(vo_share)) <= over:
-                s.engine.set_slot_active(s._slot_h[name], False)
+                s.engine.set_slot_state(s._slot_h[name], SLOT_STARTING)
                 out.add(name)
         for jid, st in s.status.items():
             if st == _STATE_PENDING and s.jobs[jid].vo in over:
@@ -1054,7 +1085,7 @@ class _Cycle:
             if shape not in failed and images:
                 placement = lifecycle.plan_placement(
                     job, images, {n: r for n, r in self.rooms.items() if job.features <= r.host.features},
-                    s.domains, lambda n: self.busy(n) and n not in held_back, self.policy.flavors,
+                    s.domains, self.busy, self.policy.flavors,
                     self.policy.images, lc, self.boots_left, now,
                     reclaimable=lambda d: True)
                 if placement is None:
@@ -1115,7 +1146,7 @@ class _Cycle:
         if not back:
             return
         for name in back:
-            s.engine.set_slot_active(s._slot_h[name], True)
+            s.engine.set_slot_state(s._slot_h[name], SLOT_ACTIVE)
         w = self.policy.priority
         for h in s.engine.order(now, w.fairshare, w.klass, w.age):
             jid = s._job_name[h]
@@ -1151,7 +1182,7 @@ class _Cycle:
 
     def _reserve(self, name: str, need: int) -> None:
         self.reserved[name] = max(need, self.reserved.get(name, 0))
-        self.s.engine.set_slot_active(self.s._slot_h[name], False)
+        self.s.engine.set_slot_state(self.s._slot_h[name], SLOT_STARTING)
 
     def _reserved_slot(self, h: int, job: Job) -> int | None:
         s, rank = self.s, self._rank(job)
@@ -1159,9 +1190,9 @@ class _Cycle:
             if rank < self.reserved[name] or name not in s.domains or not s.domains[name].state.active:
                 continue
             slot = s._slot_h[name]
-            s.engine.set_slot_active(slot, True)
+            s.engine.set_slot_state(slot, SLOT_ACTIVE)
             found = s.engine.best_slot(h)
-            s.engine.set_slot_active(slot, False)
+            s.engine.set_slot_state(slot, SLOT_STARTING)
             if found == slot:
                 return slot
         return None
@@ -1173,12 +1204,12 @@ class _Cycle:
         for name in sorted(held_back):
             if name in self.claimed or name not in s.domains or s.domains[name].state is not DomainState.FREE:
                 continue
-            s.engine.set_slot_active(s._slot_h[name], True)
+            s.engine.set_slot_state(s._slot_h[name], SLOT_ACTIVE)
             slot = s.engine.best_slot(h)
             if slot == s._slot_h[name]:
                 held_back.discard(name)
                 return slot
-            s.engine.set_slot_active(s._slot_h[name], False)
+            s.engine.set_slot_state(s._slot_h[name], SLOT_STARTING)
         return None
 
     def _apply_placement(self, h: int, jid: str, job: Job, placement: lifecycle.Placement) -> None:
