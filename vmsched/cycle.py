@@ -6,7 +6,11 @@ Between cycles the Scheduler keeps the cluster in its matcher (an in-memory core
 adapters that know what changed (the simulator, an event-driven server hook) can feed
 changes with ``set_job``/``set_domain``/``remove_job`` and call ``cycle(now)``; ``on_cycle``
 works out the changes from a full snapshot and then does the same. Either way the same code
-decides, and the same input gives the same plan.
+decides, and the same input gives the same plan: a fresh Scheduler given a snapshot always
+decides the same, whatever order the server lists things in. Exact ties (two equally good
+domains, two jobs of equal priority submitted the same second) go to the one the scheduler
+has known longest, so a scheduler with a different history may break such a tie the other
+way.
 
 Extension points (``[plugins]`` in the policy), one small interface each, Kubernetes-style:
 ``pre_filter`` (may a job be considered at all this cycle), ``filter`` (may it run in this
