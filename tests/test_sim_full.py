@@ -1,0 +1,76 @@
+"""Replays of the full traces in ../shared/data/traces (skipped when that folder is absent;
+whole replays are @pytest.mark.slow: run them with -m slow)."""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from vmsched.policyfile import load_policy
+from vmsched.sim.engine import prepare
+
+TRACES = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "traces"
+META = TRACES / "METACENTRUM-2009-2.swf.gz"
+WAGAP = TRACES / "wagap-2013.swf"
+
+needs_traces = pytest.mark.skipif(not META.exists() or not WAGAP.exists(),
+                                  reason=f"full traces not found in {TRACES} (the shared data folder is absent)")
+# A whole replay takes minutes to tens of minutes (the Scheduler's cycle cost, not the
+# simulator's: see benchmarks/bench_sim.py), so even -m slow runs it only on request.
+full_replay = pytest.mark.skipif(os.environ.get("VMSCHED_FULL_REPLAY") != "1",
+                                 reason="whole-trace replays run only with VMSCHED_FULL_REPLAY=1 (tens of minutes)")
+
+
+def example(name):
+    return load_policy(str(resources.files("vmsched") / "examples" / name))
+
+
+@needs_traces
+def test_full_metacentrum_maps_every_job():
+    r = prepare(example("metacentrum-sim.toml"), META)
+    assert len(r.jobs) + len(r.unrunnable) == 103656
+    assert not r.unrunnable
+    counts = dict(r.assumptions)
+    assert counts["cores capped to the largest domain (32)"] == 2
+    assert sum(sj.interactive for sj in r.jobs) == counts["interactive: run time below the map rule's "
+                                                          "interactive_below"]
+
+
+@needs_traces
+def test_full_wagap_maps_every_job_and_counts_the_two_bad_lines():
+    r = prepare(example("wagap-sim.toml"), WAGAP, skip_bad=True)
+    assert len(r.jobs) + len(r.unrunnable) == 17898
+    assert r.trace_info["skipped"] == 2
+    assert all(":4186:" in p or ":4200:" in p for p in r.trace_info["problems"])
+
+
+def _conserved(sim, replay):
+    ended = {sj.job.id for sj in sim.order if sj.state == "done"}
+    never = {u.job_id for u in sim.never}
+    assert not ended & never
+    assert len(ended) + len(never) == len(replay.jobs) + len(replay.unrunnable)
+    assert all(n == 1 for n in sim.end_count.values())
+
+
+@pytest.mark.slow
+@needs_traces
+@full_replay
+def test_full_metacentrum_replay_conserves_every_job():
+    r = prepare(example("metacentrum-sim.toml"), META)
+    sim = r.simulation()
+    sim.run()
+    _conserved(sim, r)
+    assert sim.violation_count == 0, sim.violations
+
+
+@pytest.mark.slow
+@needs_traces
+@full_replay
+def test_full_wagap_replay_conserves_every_job():
+    r = prepare(example("wagap-sim.toml"), WAGAP, skip_bad=True)
+    sim = r.simulation()
+    sim.run()
+    _conserved(sim, r)

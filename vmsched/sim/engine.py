@@ -1,0 +1,777 @@
+"""A discrete-event simulator of a VM cluster, driven by the real scheduler's cycle API.
+
+Nothing here decides anything. The simulator plays the batch server and the hypervisors:
+it feeds the :class:`~vmsched.cycle.Scheduler` the changes a server would report (a job
+queued, a job ended, a boot finished, a domain gone), calls ``cycle(now)`` exactly when a
+PBS server would call its scheduler (every ``cycle_interval`` and on arrival, end and
+boot-done events, events at one instant coalesced into one cycle), and carries out the
+plan's actions in order with the delays the policy gives (boot, image download, resume,
+shutdown). The same plan drives the PBS adapters.
+
+The core is SimPy-style: a heap of ``(time, priority, sequence, kind, payload)``;
+:meth:`Simulation.step` handles one instant, :meth:`Simulation.run` steps to the end. Time
+never runs backwards (checked on every pop). The simulator keeps its own ground truth of
+domains and jobs, independent of the Scheduler's optimistic mirror of its own plans, and
+with ``check=True`` verifies after every step that no host is over-committed.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import math
+import warnings
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+import attrs
+
+from vmsched.model import Domain, DomainState, Host
+from vmsched.plan import Plan, Verdict
+from vmsched.policyfile import Policy, initial_domains
+from vmsched.sim.mapping import SimJob, Unrunnable
+from vmsched.usage import UsageStore
+
+__all__ = ["Simulation", "SimulationError", "SimDomain", "END", "SHUTDOWN_DONE", "BOOT_DONE", "ARRIVAL", "TICK"]
+
+# Event kinds; the number is also the priority among events at the same instant: state
+# changes first, then arrivals, then the periodic tick, so one cycle sees the whole instant.
+END, SHUTDOWN_DONE, BOOT_DONE, ARRIVAL, TICK = 0, 1, 2, 3, 4
+_ACTIVE_LIKE = (DomainState.FREE, DomainState.RUNNING, DomainState.BOOTING)
+MAX_VIOLATIONS_KEPT = 20
+
+
+class SimulationError(RuntimeError):
+    """The plan asked for something impossible, or an invariant broke (``strict`` runs)."""
+
+
+@attrs.define(slots=True, eq=False)
+class SimDomain:
+    """The ground truth of one domain (the Scheduler's view may be ahead or behind)."""
+
+    name: str
+    host: str
+    image: str
+    flavor: str
+    cores: int
+    memory: int
+    state: DomainState
+    since: float = 0.0
+    jobs: set = attrs.Factory(set)          # running or suspended job ids
+
+    def view(self) -> Domain:
+        return Domain(self.name, self.host, self.image, self.flavor, self.state, self.cores, self.memory,
+                      since=max(0.0, self.since))
+
+
+class Simulation:
+    """One replay of mapped trace jobs on a host set under a policy.
+
+    ``every_tick``: run the periodic cycle even when nothing happened since a cycle that
+    planned nothing (by default such ticks are skipped, except when an idle-shutdown
+    deadline falls due: with the current Scheduler they cannot change anything, and a
+    172-day trace has 250,000 of them). ``check``: verify host capacity after every step.
+    ``strict``: raise :class:`SimulationError` on the first impossible action instead of
+    counting it.
+    """
+
+    def __init__(self, policy: Policy, jobs: Sequence[SimJob], unrunnable: Sequence[Unrunnable] = (), *,
+                 scheduler=None, store: UsageStore | None = None, check: bool = False, strict: bool = False,
+                 every_tick: bool = False, bin_s: float | None = None,
+                 on_progress: Callable[[int], None] | None = None):
+        from vmsched.cycle import Scheduler
+        self.policy = policy
+        if scheduler is None:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                scheduler = Scheduler(policy, store=store if store is not None else UsageStore(":memory:"))
+            self.warnings = [str(w.message) for w in caught]
+        else:
+            self.warnings = []
+        self.sched = scheduler
+        self.check = check
+        self.strict = strict
+        self.every_tick = every_tick
+        self.on_progress = on_progress
+        self.interval = float(policy.cycle_interval_s)
+        self.resume_s = float(policy.preemption.resume_s)
+
+        self.hosts: dict[str, Host] = {h.name: h for h in policy.hosts}
+        self.capacity_cores = sum(h.cores for h in policy.hosts)
+        self.domains: dict[str, SimDomain] = {}
+        self.host_domains: dict[str, set] = {h: set() for h in self.hosts}
+        self.jobs: dict[str, SimJob] = {}
+        self.never: list[Unrunnable] = list(unrunnable)
+        self.order = sorted(jobs, key=lambda j: (j.arrival, j.trace_id, j.job.id))
+        for sj in self.order:
+            if sj.job.id in self.jobs:
+                raise ValueError(f"job {sj.job.id} is given twice")
+            self.jobs[sj.job.id] = sj
+            sj.remaining = sj.work
+
+        # the event heap
+        self._heap: list = []
+        self._seq = 0
+        self.now = self.order[0].arrival if self.order else 0.0
+        self._started_at = self.now
+        self._tick_at: float | None = None
+        self._dirty = True
+        self._last_empty = False
+        self._idle_deadline: float | None | bool = False   # False: not computed since the last change
+        self._last_activity = self.now
+        self._last_cycle_t = -math.inf
+        self._arrived_now: list[str] = []
+        self._touched: set[str] = set()
+
+        # counters
+        self.cycles = 0
+        self.ticks_skipped = 0
+        self.events = Counter()
+        self.actions = Counter()
+        self.ended = 0
+        self.dropped = 0
+        self.end_count: Counter = Counter()
+        self.violations: list[str] = []
+        self.violation_count = 0
+        self.domain_suspensions = 0
+        self.killed_at_walltime = 0
+        self.stalled = False
+        self.time_went_back = 0
+
+        # accounting (integrals over time)
+        self._last_t = self.now
+        self.busy_cores = 0
+        self.busy_by_vo: Counter = Counter()
+        self.active_domain_cores = 0
+        self.queued_by_vo: Counter = Counter()
+        self.busy_core_s = 0.0
+        self.held_idle_core_s = 0.0      # cores held by jobs waiting out a resume delay
+        self.busy_core_s_arrivals = 0.0
+        self.arrivals_end = self.now
+        self.busy_core_s_by_vo: Counter = Counter()
+        self.active_core_s = 0.0
+        share_vos = [p[0] for p, _ in policy.fairshare.shares if len(p) == 1]
+        present = {sj.job.vo for sj in self.order}
+        self.share_vos = [v for v in share_vos if v in present]
+        self.saturated_s = 0.0
+        self.sat_core_s_by_vo: Counter = Counter()
+        span = (self.order[-1].arrival - self.order[0].arrival) if self.order else 0.0
+        self.bin_s = float(bin_s) if bin_s else max(self.interval, math.ceil(max(span, 1.0) / 400.0 / 60.0) * 60.0)
+        self.bins_busy: list[float] = []
+        self.bins_by_vo: dict[str, list[float]] = {}
+        self.bins_queued: list[float] = []
+
+        # initial hosts and domains
+        for h in policy.hosts:
+            self.sched.set_host(h)
+        for d in initial_domains(policy):
+            sd = SimDomain(d.name, d.host, d.image, d.flavor, d.cores, d.memory_mb, d.state, d.since)
+            self._add_domain(sd)
+            self.sched.set_domain(d)
+        for sj in self.order:
+            self._push(sj.arrival, ARRIVAL, sj.job.id)
+        self._arm_tick(self.now)
+
+    # ------------------------------------------------------------------ the event heap
+    def _push(self, t: float, kind: int, payload) -> None:
+        if t < self.now:
+            raise SimulationError(f"event at {t} scheduled before now ({self.now})")
+        heapq.heappush(self._heap, (t, kind, self._seq, payload))
+        self._seq += 1
+
+    def _arm_tick(self, at_or_after: float) -> None:
+        """The next periodic tick on the interval grid, at or after ``at_or_after``."""
+        k = math.ceil((at_or_after - self._started_at) / self.interval - 1e-9)
+        t = self._started_at + max(0, k) * self.interval
+        while t <= self.now:   # strictly after now: a tick never repeats an instant
+            t += self.interval
+        if self._tick_at is not None and self._tick_at <= t:
+            return
+        self._tick_at = t
+        self._push(t, TICK, t)
+
+    @property
+    def done(self) -> bool:
+        return not self._heap
+
+    def run(self, until: float | None = None) -> "Simulation":
+        while self._heap and (until is None or self._heap[0][0] <= until):
+            self.step()
+        if not self._heap:
+            self._finish()
+        return self
+
+    def step(self) -> bool:
+        """Handle the next instant: all its events, then (at most) one cycle. False when done."""
+        if not self._heap:
+            return False
+        t = self._heap[0][0]
+        if t < self.now:
+            self.time_went_back += 1
+            raise SimulationError(f"time would run backwards: {t} < {self.now}")
+        self._advance(t)
+        self.now = t
+        trigger = False
+        tick = False
+        while self._heap and self._heap[0][0] == t:
+            _, kind, _, payload = heapq.heappop(self._heap)
+            self.events[kind] += 1
+            if kind == TICK:
+                if payload == self._tick_at:
+                    self._tick_at = None
+                    tick = True
+            elif kind == END:
+                trigger |= self._on_end(*payload)
+            elif kind == ARRIVAL:
+                trigger |= self._on_arrival(payload)
+            elif kind == BOOT_DONE:
+                trigger |= self._on_boot_done(payload)
+            elif kind == SHUTDOWN_DONE:
+                trigger |= self._on_shutdown_done(payload)
+        if trigger:
+            self._dirty = True
+        if trigger or (tick and self._tick_wanted(t)):
+            self._cycle(t)
+        elif tick:
+            self.ticks_skipped += 1
+        if self.every_tick or self._dirty or not self._last_empty:
+            self._arm_tick(t)
+        else:
+            deadline = self._next_idle_deadline()
+            if deadline is not None:
+                self._arm_tick(deadline)
+        if self.check:
+            self.check_invariants()
+        if not self._heap or self._stalled(t):
+            self._finish()
+        return bool(self._heap)
+
+    def _tick_wanted(self, t: float) -> bool:
+        if self.every_tick or self._dirty or not self._last_empty:
+            return True
+        deadline = self._next_idle_deadline()
+        return deadline is not None and deadline <= t
+
+    def _next_idle_deadline(self) -> float | None:
+        """The first idle-shutdown deadline after the last cycle (one that passed with an
+        empty plan was not acted on, and will not be on another quiet tick either)."""
+        if not self.policy.lifecycle.dynamic_boot:
+            return None   # domains defined per host are never shut down for idleness
+        if self._idle_deadline is False:
+            lim = self.policy.lifecycle.idle_shutdown_s
+            best = None
+            after = self._last_cycle_t
+            for d in self.domains.values():
+                if not d.jobs and d.state in (DomainState.FREE, DomainState.OCCUPIED):
+                    at = d.since + lim
+                    if at > after and (best is None or at < best):
+                        best = at
+            self._idle_deadline = best
+        return self._idle_deadline  # type: ignore[return-value]
+
+    def _stalled(self, t: float) -> bool:
+        """Every job has ended or been dropped; or nothing is left to arrive, nothing is
+        running or booting, and no job has started or ended for a long time."""
+        if self.ended + self.dropped >= len(self.order):
+            self._heap.clear()
+            return True
+        if self.events[ARRIVAL] < len(self.order) or self.busy_cores:
+            return False
+        if any(k in (END, BOOT_DONE, SHUTDOWN_DONE) for _, k, _, _ in self._heap):
+            return False
+        # Long enough for idle domains to be shut down and others booted, bounded so that a
+        # scheduler that keeps planning without ever starting a job cannot run forever.
+        quiet = min(max(2 * self.policy.lifecycle.idle_shutdown_s, 86400.0), 30 * 86400.0)
+        if t - self._last_activity < quiet:
+            return False
+        self.stalled = True
+        self._heap.clear()
+        return True
+
+    # ------------------------------------------------------------------ accounting
+    def _advance(self, t: float) -> None:
+        t0 = self._last_t
+        if t <= t0:
+            return
+        dt = t - t0
+        busy = self.busy_cores
+        self.busy_core_s += busy * dt
+        self.active_core_s += self.active_domain_cores * dt
+        for vo, c in self.busy_by_vo.items():
+            if c:
+                self.busy_core_s_by_vo[vo] += c * dt
+        if self.share_vos and len(self.share_vos) > 1 and all(self.queued_by_vo[v] > 0 for v in self.share_vos):
+            self.saturated_s += dt
+            for vo in self.share_vos:
+                c = self.busy_by_vo.get(vo, 0)
+                if c:
+                    self.sat_core_s_by_vo[vo] += c * dt
+        # bins
+        w = self.bin_s
+        queued = sum(self.queued_by_vo.values())
+        a = t0
+        while a < t:
+            i = int((a - self._started_at) // w)
+            b = min(t, self._started_at + (i + 1) * w)
+            if b <= a:  # float edge
+                b = min(t, a + w)
+            piece = b - a
+            while len(self.bins_busy) <= i:
+                self.bins_busy.append(0.0)
+                self.bins_queued.append(0.0)
+                for lst in self.bins_by_vo.values():
+                    lst.append(0.0)
+            self.bins_busy[i] += busy * piece
+            self.bins_queued[i] += queued * piece
+            for vo, c in self.busy_by_vo.items():
+                if c:
+                    lst = self.bins_by_vo.get(vo)
+                    if lst is None:
+                        lst = self.bins_by_vo[vo] = [0.0] * len(self.bins_busy)
+                    lst[i] += c * piece
+            a = b
+        self._last_t = t
+
+    # ------------------------------------------------------------------ events
+    def _on_arrival(self, jid: str) -> bool:
+        sj = self.jobs[jid]
+        sj.state = "queued"
+        sj.load_at_arrival = self.busy_cores / self.capacity_cores if self.capacity_cores else 0.0
+        self.queued_by_vo[sj.job.vo] += 1
+        self.sched.set_job(sj.job)
+        self._arrived_now.append(jid)
+        if self.events[ARRIVAL] == len(self.order):
+            self.busy_core_s_arrivals = self.busy_core_s
+            self.arrivals_end = self.now
+        return True
+
+    def _on_end(self, jid: str, token: int) -> bool:
+        sj = self.jobs.get(jid)
+        if sj is None or sj.token != token or sj.state != "running":
+            return False
+        t = self.now
+        self.end_count[jid] += 1
+        if sj.state == "done":
+            self._violation(f"job {jid} ended twice")
+            return False
+        ran = max(0.0, t - sj.clock_from)
+        self.held_idle_core_s += sj.job.cores * (t - sj.busy_from - ran)
+        sj.executed += ran
+        sj.remaining = 0.0
+        sj.state = "done"
+        sj.end = t
+        if sj.killed:
+            self.killed_at_walltime += 1
+        d = self.domains.get(sj.domain)
+        self.busy_cores -= sj.job.cores
+        self.busy_by_vo[sj.job.vo] -= sj.job.cores
+        if d is not None:
+            d.jobs.discard(jid)
+            if not d.jobs and d.state is DomainState.RUNNING:
+                self._set_state(d, DomainState.FREE)
+        self.sched.on_job_end(jid, sj.executed, now=t)
+        if d is not None:
+            self._sync_domain(d)
+        self.ended += 1
+        self._last_activity = t
+        if self.on_progress is not None:
+            self.on_progress(1)
+        return True
+
+    def _on_boot_done(self, name: str) -> bool:
+        d = self.domains.get(name)
+        if d is None or d.state is not DomainState.BOOTING:
+            return False
+        self._set_state(d, DomainState.RUNNING if d.jobs else DomainState.FREE)
+        host = self.hosts[d.host]
+        if d.image not in host.cached_images:
+            host = attrs.evolve(host, cached_images=host.cached_images | {d.image})
+            self.hosts[d.host] = host
+            self.sched.set_host(host)
+        self._sync_domain(d)
+        return True
+
+    def _on_shutdown_done(self, name: str) -> bool:
+        d = self.domains.get(name)
+        if d is None:
+            return False
+        if d.jobs:
+            # Scheduler.remove_domain puts such jobs back in the queue; so does the server.
+            self._violation(f"domain {name} shut down while holding jobs {sorted(d.jobs)}: requeued")
+            for jid in sorted(d.jobs):
+                self._requeue(self.jobs[jid])
+        self._remove_domain(d)
+        self.sched.remove_domain(name)
+        return True
+
+    # ------------------------------------------------------------------ domains
+    def _add_domain(self, d: SimDomain) -> None:
+        self.domains[d.name] = d
+        self.host_domains[d.host].add(d.name)
+        if d.state in _ACTIVE_LIKE:
+            self.active_domain_cores += d.cores
+        self._idle_deadline = False
+
+    def _remove_domain(self, d: SimDomain) -> None:
+        if d.state in _ACTIVE_LIKE:
+            self.active_domain_cores -= d.cores
+        del self.domains[d.name]
+        self.host_domains[d.host].discard(d.name)
+        self._idle_deadline = False
+
+    def _set_state(self, d: SimDomain, state: DomainState) -> None:
+        if d.state is state:
+            return
+        was = d.state in _ACTIVE_LIKE
+        now = state in _ACTIVE_LIKE
+        if was and not now:
+            self.active_domain_cores -= d.cores
+        elif now and not was:
+            self.active_domain_cores += d.cores
+        d.state = state
+        d.since = self.now
+        self._idle_deadline = False
+
+    def _sync_domain(self, d: SimDomain) -> None:
+        """Tell the Scheduler about a domain whose real state differs from its view."""
+        seen = self.sched.domains.get(d.name)
+        if seen is None or seen.state is not d.state:
+            self.sched.set_domain(d.view())
+
+    # ------------------------------------------------------------------ jobs
+    def _start(self, sj: SimJob, d: SimDomain, delay: float) -> None:
+        t = self.now
+        sj.busy_from = t
+        sj.state = "running"
+        sj.domain = d.name
+        sj.clock_from = t + delay
+        if sj.first_start is None:
+            sj.first_start = t + delay
+        sj.token += 1
+        self._push(sj.clock_from + sj.remaining, END, (sj.job.id, sj.token))
+
+    def _freeze(self, sj: SimJob) -> None:
+        ran = max(0.0, self.now - sj.clock_from)
+        self.held_idle_core_s += sj.job.cores * (self.now - sj.busy_from - ran)
+        sj.executed += ran
+        sj.remaining = max(0.0, sj.remaining - ran)
+        sj.token += 1
+        sj.state = "suspended"
+        self.busy_cores -= sj.job.cores
+        self.busy_by_vo[sj.job.vo] -= sj.job.cores
+
+    def _thaw(self, sj: SimJob, delay: float) -> None:
+        self.busy_cores += sj.job.cores
+        self.busy_by_vo[sj.job.vo] += sj.job.cores
+        self._start(sj, self.domains[sj.domain], delay)
+
+    def _requeue(self, sj: SimJob) -> SimDomain | None:
+        """Back to the queue; the work done so far is lost."""
+        if sj.state == "running":
+            self._freeze(sj)
+        sj.lost_work += sj.executed
+        sj.executed = 0.0
+        sj.remaining = sj.work
+        sj.requeues += 1
+        sj.state = "queued"
+        self.queued_by_vo[sj.job.vo] += 1
+        d = self.domains.get(sj.domain)
+        sj.domain = None
+        if d is not None:
+            d.jobs.discard(sj.job.id)
+            if not d.jobs and d.state is DomainState.RUNNING:
+                self._set_state(d, DomainState.FREE)
+        return d
+
+    def _violation(self, text: str) -> None:
+        self.violation_count += 1
+        if len(self.violations) < MAX_VIOLATIONS_KEPT:
+            self.violations.append(f"t={self.now:.0f}: {text}")
+        if self.strict:
+            raise SimulationError(f"t={self.now:.0f}: {text}")
+
+    # ------------------------------------------------------------------ the cycle
+    def _cycle(self, t: float) -> None:
+        try:
+            plan = self.sched.cycle(t)
+        except Exception as e:  # the Scheduler's bug, reported with where it happened
+            raise SimulationError(f"t={t:.0f}: Scheduler.cycle raised {type(e).__name__}: {e} (cycle "
+                                  f"{self.cycles + 1}, {len(self.jobs)} jobs, {len(self.domains)} domains)") from e
+        self.cycles += 1
+        self._apply(plan)
+        if self._arrived_now:
+            pending = plan.pending   # sorted by job id: a bisect finds each new job's verdict
+            for jid in self._arrived_now:
+                i = bisect.bisect_left(pending, (jid,))
+                if i < len(pending) and pending[i][0] == jid and pending[i][1].verdict is Verdict.NEVER \
+                        and self.jobs[jid].state == "queued":
+                    self._drop_never(self.jobs[jid], pending[i][1].text, "scheduler")
+            self._arrived_now.clear()
+        self._dirty = False
+        self._last_empty = not plan.actions
+        self._last_cycle_t = t
+        self._idle_deadline = False
+
+    def _drop_never(self, sj: SimJob, reason: str, stage: str) -> None:
+        self.sched.remove_job(sj.job.id)
+        if sj.state == "queued":
+            self.queued_by_vo[sj.job.vo] -= 1
+        sj.state = "never"
+        self.dropped += 1
+        self.never.append(Unrunnable(sj.trace_id, sj.job.id, sj.job.vo, sj.klass, reason, stage))
+        if self.on_progress is not None:
+            self.on_progress(1)
+
+    def _apply(self, plan: Plan) -> None:
+        t = self.now
+        resumed: set[str] = set()
+        touched: set[str] = set()
+        lc = self.policy.lifecycle
+        for a in plan.actions:
+            verb = a.verb
+            self.actions[verb] += 1
+            if verb == "run":
+                sj = self.jobs.get(a.job)
+                d = self.domains.get(a.domain)
+                if sj is None or d is None or sj.state != "queued":
+                    self._violation(f"run {a.job} in {a.domain}: job is {sj.state if sj else 'unknown'}, "
+                                    f"domain {'unknown' if d is None else d.state.value}")
+                    continue
+                if d.state not in (DomainState.FREE, DomainState.RUNNING):
+                    self._violation(f"run {a.job} in {a.domain}: domain is {d.state.value}, not active")
+                    continue
+                self.queued_by_vo[sj.job.vo] -= 1
+                d.jobs.add(sj.job.id)
+                self.busy_cores += sj.job.cores
+                self.busy_by_vo[sj.job.vo] += sj.job.cores
+                self._start(sj, d, self.resume_s if d.name in resumed else 0.0)
+                self._set_state(d, DomainState.RUNNING)
+                touched.add(d.name)
+                self._last_activity = t
+            elif verb == "boot":
+                if a.domain in self.domains or a.host not in self.hosts:
+                    self._violation(f"boot {a.domain} on {a.host}: domain exists or host unknown")
+                    continue
+                host = self.hosts[a.host]
+                image = self.policy.images[a.image]
+                boot_s = image.boot_s
+                if a.image not in host.cached_images:
+                    boot_s += image.size_gb * lc.image_download_s_per_gb
+                d = SimDomain(a.domain, a.host, a.image, a.flavor, a.cores, a.memory_mb, DomainState.BOOTING, t)
+                self._add_domain(d)
+                self._push(t + boot_s, BOOT_DONE, a.domain)
+            elif verb == "resume-domain":
+                d = self.domains.get(a.domain)
+                if d is None or d.state not in (DomainState.SUSPENDED, DomainState.OCCUPIED, DomainState.FREE,
+                                                DomainState.RUNNING):
+                    self._violation(f"resume-domain {a.domain}: domain is "
+                                    f"{'unknown' if d is None else d.state.value}")
+                    continue
+                self._set_state(d, DomainState.RUNNING if d.jobs else DomainState.FREE)
+                resumed.add(d.name)
+                for jid in sorted(d.jobs):
+                    sj = self.jobs[jid]
+                    if sj.state == "suspended":
+                        self._thaw(sj, self.resume_s)
+                touched.add(d.name)
+            elif verb == "suspend-domain":
+                d = self.domains.get(a.domain)
+                if d is None or d.state not in (DomainState.FREE, DomainState.RUNNING):
+                    self._violation(f"suspend-domain {a.domain}: domain is "
+                                    f"{'unknown' if d is None else d.state.value}")
+                    continue
+                frozen = 0
+                for jid in sorted(d.jobs):
+                    sj = self.jobs[jid]
+                    if sj.state == "running":
+                        self._freeze(sj)
+                        sj.preemptions += 1
+                        frozen += 1
+                if d.jobs:
+                    self.domain_suspensions += 1
+                self._set_state(d, DomainState.SUSPENDED if d.jobs else DomainState.OCCUPIED)
+                touched.add(d.name)
+            elif verb == "shutdown":
+                d = self.domains.get(a.domain)
+                if d is None:
+                    self._violation(f"shutdown {a.domain}: unknown domain")
+                    continue
+                if d.jobs:
+                    self._violation(f"shutdown {a.domain}: domain holds jobs {sorted(d.jobs)}")
+                if d.state is DomainState.SHUTTING_DOWN:
+                    continue
+                self._set_state(d, DomainState.SHUTTING_DOWN)
+                self._push(t + lc.shutdown_s, SHUTDOWN_DONE, a.domain)
+            elif verb == "suspend-job":
+                sj = self.jobs.get(a.job)
+                if sj is None or sj.state != "running":
+                    self._violation(f"suspend-job {a.job}: job is {sj.state if sj else 'unknown'}")
+                    continue
+                self._freeze(sj)
+                sj.preemptions += 1
+            elif verb == "resume-job":
+                sj = self.jobs.get(a.job)
+                if sj is None or sj.state != "suspended":
+                    self._violation(f"resume-job {a.job}: job is {sj.state if sj else 'unknown'}")
+                    continue
+                d = self.domains.get(sj.domain)
+                if d is None or d.state not in (DomainState.FREE, DomainState.RUNNING):
+                    self._violation(f"resume-job {a.job}: its domain {sj.domain} is not active")
+                    continue
+                self._thaw(sj, 0.0)
+            elif verb == "requeue":
+                sj = self.jobs.get(a.job)
+                if sj is None or sj.state not in ("running", "suspended"):
+                    self._violation(f"requeue {a.job}: job is {sj.state if sj else 'unknown'}")
+                    continue
+                sj.preemptions += 1
+                d = self._requeue(sj)
+                if d is not None:
+                    touched.add(d.name)
+            elif verb == "route":
+                sj = self.jobs.get(a.job)
+                if sj is not None:
+                    sj.job = attrs.evolve(sj.job, queue=a.queue)
+            elif verb == "bind":
+                sj = self.jobs.get(a.job)
+                if sj is None or sj.state != "queued":
+                    self._violation(f"bind {a.job}: job is {sj.state if sj else 'unknown'}")
+            else:
+                self._violation(f"unknown action {a}")
+        for name in touched:
+            d = self.domains.get(name)
+            if d is not None:
+                self._sync_domain(d)
+
+    # ------------------------------------------------------------------ checks and the end
+    def check_invariants(self) -> None:
+        """No host over-committed: active domains within the host's cores, memory and
+        max_active; running jobs within their domain; running jobs only in active domains."""
+        for hname, names in self.host_domains.items():
+            h = self.hosts[hname]
+            act = [self.domains[n] for n in names if self.domains[n].state in _ACTIVE_LIKE]
+            c = sum(d.cores for d in act)
+            m = sum(d.memory for d in act)
+            if len(act) > h.max_active or c > h.cores or m > h.memory_mb:
+                self._violation(f"host {hname} over-committed: {len(act)} active domains (max {h.max_active}), "
+                                f"{c}/{h.cores} cores, {m}/{h.memory_mb} MB")
+        for d in self.domains.values():
+            running = [self.jobs[j] for j in d.jobs if self.jobs[j].state == "running"]
+            if not running:
+                continue
+            if d.state not in (DomainState.FREE, DomainState.RUNNING):
+                self._violation(f"domain {d.name} is {d.state.value} but runs {sorted(j.job.id for j in running)}")
+            c = sum(j.job.cores for j in running)
+            m = sum(j.job.memory_mb for j in running)
+            if c > d.cores or m > d.memory:
+                self._violation(f"domain {d.name} over-committed: jobs use {c}/{d.cores} cores, {m}/{d.memory} MB")
+
+    def finish(self) -> None:
+        """Stop here: every job not ended is reported never-runnable, with the reason."""
+        self._finish()
+
+    def _finish(self) -> None:
+        """Jobs still waiting when nothing more can happen are reported, with the reason."""
+        if getattr(self, "_finished", False):
+            return
+        self._finished = True
+        self._heap.clear()
+        plan = self.sched.last_plan
+        reasons = dict(plan.pending) if plan is not None else {}
+        for sj in self.order:
+            if sj.state in ("queued", "future"):
+                p = reasons.get(sj.job.id)
+                why = str(p) if p is not None else "never started"
+                self._drop_never(sj, f"still waiting at the end of the simulation ({why})", "end")
+            elif sj.state in ("suspended", "running"):
+                if sj.state == "running":
+                    self._freeze(sj)
+                    why = f"still running in domain {sj.domain} when the simulation stopped"
+                else:
+                    why = f"suspended in domain {sj.domain} and never resumed before the simulation ended"
+                self.never.append(Unrunnable(sj.trace_id, sj.job.id, sj.job.vo, sj.klass, why, "end"))
+                sj.state = "never"
+                self.dropped += 1
+
+    # ------------------------------------------------------------------ results
+    @property
+    def end_time(self) -> float:
+        return self._last_t
+
+    def finished_jobs(self) -> list[SimJob]:
+        return [sj for sj in self.order if sj.state == "done"]
+
+
+
+# --------------------------------------------------------------------------- a whole replay
+
+@attrs.define(slots=True, eq=False)
+class Replay:
+    """A trace read and mapped for one policy and host set, ready to simulate (any number
+    of times: every :meth:`simulation` gets fresh copies of the jobs)."""
+
+    policy: Policy
+    jobs: list
+    unrunnable: list
+    assumptions: list
+    mapping_choices: list
+    trace_info: dict
+    hosts_desc: str
+
+    def simulation(self, policy: Policy | None = None, **kw) -> Simulation:
+        fresh = [SimJob(sj.job, sj.trace_id, sj.arrival, sj.run, sj.work, sj.killed, sj.klass, sj.interactive)
+                 for sj in self.jobs]
+        return Simulation(policy or self.policy, fresh, list(self.unrunnable), **kw)
+
+
+def mapping_choices(policy: Policy) -> list[str]:
+    """The configured stand-ins, which apply to every job (the per-job ones are counted)."""
+    from vmsched.sim.mapping import DEFAULT_MAPPING
+    m = policy.trace or DEFAULT_MAPPING
+    out = []
+    if policy.trace is None:
+        out.append("the policy has no [trace] section: default mapping (every job in VO 'local')")
+    out.append({"queue-limit": "walltime: the queue's limit (map rule walltime, else resources_max.walltime, "
+                               f"else {m.default_walltime_s:.0f} s)",
+                "oracle": "walltime: the job's real run time (oracle estimate)",
+                "requested": "walltime: the trace's requested time (queue limit where unknown)"}[m.walltime])
+    out.append({"per-core": f"memory: {m.memory_mb_per_core} MB per core",
+                "used": "memory: the trace's used memory (field 7) as the request",
+                "requested": "memory: the trace's requested memory (field 10)"}[m.memory])
+    out.append("a job runs in one domain; " + ("jobs larger than the largest domain are capped to it"
+                                               if m.oversize == "cap" else "jobs larger than the largest domain "
+                                               "are refused"))
+    if m.default_queue:
+        out.append(f"queue: jobs no map rule gives an exec_queue go to {m.default_queue!r}")
+    out.append("arrivals: the trace's submit times, shifted to start at 0; run time: the trace's")
+    return out
+
+
+def prepare(policy: Policy, trace_path, *, hosts: str | None = None, skip_bad: bool = False,
+            limit: int | None = None) -> Replay:
+    """Read ``trace_path``, resolve the host set (``--hosts`` spec, ``[trace] hosts`` or the
+    policy's) and map every trace job. Raises TraceError / PolicyError on bad input."""
+    from vmsched.sim.mapping import Mapper, check_domains_fit, policy_with_hosts, resolve_hosts
+    from vmsched.sim.swf import iter_trace
+    host_set, desc = resolve_hosts(policy, hosts)
+    policy = policy_with_hosts(policy, host_set)
+    check_domains_fit(policy)
+    reader = iter_trace(trace_path, skip_bad=skip_bad)
+    mapper = None
+    jobs, unrunnable = [], []
+    with reader:
+        for n, tj in enumerate(reader):
+            if limit is not None and n >= limit:
+                break
+            if mapper is None:
+                mapper = Mapper(policy, policy.hosts, policy.domains_per_host, bool(reader.extended))
+            r = mapper.map(tj)
+            (jobs if isinstance(r, SimJob) else unrunnable).append(r)
+    info = {"name": reader.name, "path": str(trace_path), "jobs": len(jobs) + len(unrunnable),
+            "skipped": reader.skipped, "problems": list(reader.problems), "extended": bool(reader.extended),
+            "header": {k: v for k, v in reader.header.items() if k != "Note"}}
+    return Replay(policy, jobs, unrunnable, mapper.assumptions() if mapper else [], mapping_choices(policy), info,
+                  desc)
+
+
+__all__ += ["Replay", "prepare", "mapping_choices"]

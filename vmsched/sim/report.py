@@ -1,0 +1,414 @@
+"""What a replay measured: a summary (dict, the JSON report), a text table, PNG plots.
+
+Definitions (also in the JSON under ``definitions``):
+
+* utilisation: core-seconds of running jobs / (host cores x makespan), makespan from the
+  first arrival to the last job end; *during arrivals*: the same from the first to the
+  last arrival (the long tail of a trace's last jobs leaves a cluster nearly idle);
+* achieved share of a VO: its share of all core-seconds used; *under saturation*: the same,
+  counted only while every VO with a share had jobs waiting, which is when fair share has
+  to choose; the error is achieved minus target, in percentage points;
+* wait: first start (after any resume delay) minus arrival, for jobs that ran;
+* bounded slowdown: max(1, (end - arrival) / max(work, 10 s));
+* interactive start latency: wait of interactive jobs; *under full load*: those that
+  arrived while at least 90 % of the cores were busy.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from vmsched import __version__
+
+__all__ = ["summarize", "format_summary", "format_compare", "write_json", "plot_report", "plot_compare",
+           "credit_for", "FULL_LOAD", "BSLD_TAU"]
+
+FULL_LOAD = 0.9
+BSLD_TAU = 10.0
+
+_CREDITS = (
+    ("metacentrum", "Trace: Parallel Workloads Archive log METACENTRUM-2009-2 (Dror Feitelson, Hebrew University "
+                    "of Jerusalem, https://www.cs.huji.ac.il/labs/parallel/workload/), provided by MetaCentrum "
+                    "(CESNET), the Czech National Grid Infrastructure."),
+    ("wagap", "Trace: wagap-2013 workload of CERIT-SC and MetaCentrum (CESNET), from the sample data sets of the "
+              "Alea simulator: D. Klusacek, M. Soysal, F. Suter, \"Alea - Complex Job Scheduling Simulator\", "
+              "PPAM 2019."),
+)
+
+
+def credit_for(trace_name: str, header: dict | None = None) -> str:
+    name = trace_name.lower()
+    for key, text in _CREDITS:
+        if key in name:
+            return text
+    ack = (header or {}).get("Acknowledge")
+    if ack:
+        return "Trace acknowledgement (from its header): " + " ".join(str(ack).split())
+    return "Trace: " + trace_name + " (no acknowledgement in its header; credit its source)."
+
+
+def _stats(values: Sequence[float]) -> dict[str, Any]:
+    if not values:
+        return {"n": 0, "mean": None, "median": None, "p95": None, "max": None}
+    v = sorted(values)
+    return {"n": len(v), "mean": statistics.fmean(v), "median": statistics.median(v),
+            "p95": v[min(len(v) - 1, int(math.ceil(0.95 * len(v))) - 1)], "max": v[-1]}
+
+
+def summarize(sim, *, policy_path: str, trace_info: dict, hosts_desc: str, assumptions, mapping_choices,
+              wall_s: float | None = None) -> dict[str, Any]:
+    """The whole report as plain data (what ``--json`` writes)."""
+    pol = sim.policy
+    jobs = sim.order
+    done = [sj for sj in jobs if sj.state == "done"]
+    t0 = jobs[0].arrival if jobs else 0.0
+    t_end = max((sj.end for sj in done), default=t0)
+    makespan = max(0.0, t_end - t0)
+    capacity = sim.capacity_cores * makespan
+    used_by_vo = {vo: v for vo, v in sorted(sim.busy_core_s_by_vo.items()) if v > 0}
+    used_total = sum(used_by_vo.values())
+
+    # shares
+    top = {p[0]: s for p, s in pol.fairshare.shares if len(p) == 1}
+    present = sorted({sj.job.vo for sj in jobs})
+    tot_share = sum(s for vo, s in top.items() if vo in present)
+    sat_total = sum(sim.sat_core_s_by_vo.values())
+    share = {}
+    for vo in sorted(set(present) | set(top)):
+        target = top.get(vo, 0.0) / tot_share if tot_share and vo in present else None
+        achieved = used_by_vo.get(vo, 0.0) / used_total if used_total else None
+        sat = sim.sat_core_s_by_vo.get(vo, 0.0) / sat_total if sat_total else None
+        share[vo] = {"target": target, "achieved": achieved, "achieved_saturated": sat,
+                     "error_saturated_pp": (100.0 * (sat - target)) if sat is not None and target is not None
+                     else None,
+                     "core_s": used_by_vo.get(vo, 0.0)}
+
+    waits_all, by_vo, by_class = [], defaultdict(list), defaultdict(list)
+    bsld = []
+    inter, inter_full = [], []
+    for sj in done:
+        w = sj.first_start - sj.arrival
+        waits_all.append(w)
+        by_vo[sj.job.vo].append(w)
+        by_class[sj.klass].append(w)
+        bsld.append(max(1.0, (sj.end - sj.arrival) / max(sj.executed, BSLD_TAU)))
+        if sj.interactive:
+            inter.append(w)
+            if sj.load_at_arrival >= FULL_LOAD:
+                inter_full.append(w)
+
+    never_reasons = Counter()
+    by_stage = Counter()
+    for u in sim.never:
+        by_stage[u.stage] += 1
+        never_reasons[(u.stage, _generic(u.reason))] += 1
+    preempted_jobs = sum(1 for sj in jobs if sj.preemptions)
+    executed_core_s = sum(sj.job.cores * (sj.executed + sj.lost_work) for sj in jobs)
+
+    out = {
+        "vmsched": __version__,
+        "policy": {"path": policy_path, "site": pol.site, "source": pol.source},
+        "trace": trace_info,
+        "credit": credit_for(trace_info.get("name", ""), trace_info.get("header")),
+        "hosts": {"count": len(pol.hosts), "cores": sim.capacity_cores,
+                  "memory_mb": sum(h.memory_mb for h in pol.hosts), "description": hosts_desc},
+        "engine": sim.sched.engine.name,
+        "simulation": {
+            "cycles": sim.cycles, "ticks_skipped": sim.ticks_skipped,
+            "events": {"arrivals": sim.events[3], "ends": sim.events[0], "boots_done": sim.events[2],
+                       "shutdowns_done": sim.events[1], "ticks": sim.events[4]},
+            "actions": dict(sorted(sim.actions.items())),
+            "start_s": t0, "end_s": t_end, "makespan_s": makespan, "wall_s": wall_s,
+            "violations": sim.violation_count, "violation_examples": list(sim.violations),
+            "stalled": sim.stalled, "warnings": list(getattr(sim, "warnings", [])),
+        },
+        "jobs": {
+            "in_trace": trace_info.get("jobs", len(jobs) + sum(1 for u in sim.never if u.stage == "mapping")),
+            "replayed": len(jobs),
+            "ended": sim.ended,
+            "never_ran": len(sim.never),
+            "never_by_stage": dict(sorted(by_stage.items())),
+            "never_reasons": [{"stage": st, "reason": r, "jobs": n}
+                              for (st, r), n in sorted(never_reasons.items(), key=lambda kv: (-kv[1], kv[0]))],
+            "killed_at_walltime": sim.killed_at_walltime,
+            "skipped_trace_lines": trace_info.get("skipped", 0),
+        },
+        "utilisation": {"value": sim.busy_core_s / capacity if capacity else None,
+                        "during_arrivals": (sim.busy_core_s_arrivals / (sim.capacity_cores * (sim.arrivals_end - t0))
+                                            if sim.arrivals_end > t0 and sim.capacity_cores else None),
+                        "busy_core_s": sim.busy_core_s, "capacity_core_s": capacity,
+                        "active_domains_value": sim.active_core_s / capacity if capacity else None,
+                        "executed_core_s": executed_core_s,
+                        "held_in_resume_delay_core_s": sim.held_idle_core_s},
+        "share": {"per_vo": share, "saturated_s": sim.saturated_s,
+                  "saturated_fraction": sim.saturated_s / makespan if makespan else None,
+                  "max_abs_error_saturated_pp": max((abs(v["error_saturated_pp"]) for v in share.values()
+                                                     if v["error_saturated_pp"] is not None), default=None)},
+        "wait_s": {"all": _stats(waits_all), "by_vo": {k: _stats(v) for k, v in sorted(by_vo.items())},
+                   "by_class": {k: _stats(v) for k, v in sorted(by_class.items())}},
+        "bounded_slowdown": {**_stats(bsld), "tau_s": BSLD_TAU},
+        "preemptions": {"events": sum(sj.preemptions for sj in jobs), "jobs_preempted": preempted_jobs,
+                        "requeues": sum(sj.requeues for sj in jobs), "domain_suspensions": sim.domain_suspensions,
+                        "lost_work_core_s": sum(sj.lost_work * sj.job.cores for sj in jobs)},
+        "boots": {"boots": sim.actions.get("boot", 0), "shutdowns": sim.actions.get("shutdown", 0),
+                  "domain_resumes": sim.actions.get("resume-domain", 0),
+                  "domain_suspends": sim.actions.get("suspend-domain", 0)},
+        "interactive": {"resume_s": pol.preemption.resume_s, "latency_s": _stats(inter),
+                        "under_full_load": {"load_at_least": FULL_LOAD, "latency_s": _stats(inter_full)},
+                        "within_resume_time": sum(1 for w in inter if w <= pol.preemption.resume_s + 1e-6)},
+        "assumptions": [{"what": k, "jobs": v} for k, v in assumptions],
+        "mapping": mapping_choices,
+        "series": {"bin_s": sim.bin_s, "start_s": t0,
+                   "busy_cores": [b / sim.bin_s for b in sim.bins_busy],
+                   "queued_jobs": [q / sim.bin_s for q in sim.bins_queued],
+                   "busy_cores_by_vo": {vo: [b / sim.bin_s for b in lst] for vo, lst in sorted(sim.bins_by_vo.items())}},
+        "definitions": __doc__.split("Definitions (also in the JSON under ``definitions``):", 1)[1].strip(),
+    }
+    return out
+
+
+def _generic(reason: str) -> str:
+    """A reason with its large numbers (times, sizes, ids) taken out, so that reasons group."""
+    import re
+    return re.sub(r"\d+\.\d+|\d{3,}", "N", reason)
+
+
+# --------------------------------------------------------------------------- text
+
+def _fmt_s(v) -> str:
+    if v is None:
+        return "-"
+    if v < 120:
+        return f"{v:.0f}s"
+    if v < 7200:
+        return f"{v / 60:.1f}m"
+    if v < 172800:
+        return f"{v / 3600:.1f}h"
+    return f"{v / 86400:.1f}d"
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{100 * v:.1f}%"
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    L = []
+    j, sim = s["jobs"], s["simulation"]
+    L.append(f"vmsched simulate: {s['policy']['site']} ({s['policy']['path']}) on {s['trace']['name']}")
+    L.append(f"  hosts: {s['hosts']['description']} = {s['hosts']['cores']} cores; engine {s['engine']}")
+    wall = f", wall {sim['wall_s']:.1f}s" if sim.get("wall_s") is not None else ""
+    L.append(f"  simulated {_fmt_s(sim['makespan_s'])}: {sim['cycles']} cycles ({sim['ticks_skipped']} idle ticks "
+             f"skipped){wall}")
+    L.append(f"  jobs: {j['in_trace']} in trace, {j['replayed']} replayed, {j['ended']} ended, {j['never_ran']} never "
+             f"ran, {j['killed_at_walltime']} killed at walltime, {j['skipped_trace_lines']} bad lines skipped")
+    L.append("")
+    L.append(f"  utilisation            {_pct(s['utilisation']['value'])} of cores busy over the makespan, "
+             f"{_pct(s['utilisation']['during_arrivals'])} while jobs arrived "
+             f"({_pct(s['utilisation']['active_domains_value'])} of cores in active domains)")
+    bs = s["bounded_slowdown"]
+    L.append("  bounded slowdown       " + ("-" if not bs["n"] else
+                                          f"mean {bs['mean']:.2f}, median {bs['median']:.2f}, p95 {bs['p95']:.2f}"))
+    p = s["preemptions"]
+    L.append(f"  preemptions            {p['events']} ({p['jobs_preempted']} jobs; {p['domain_suspensions']} domain "
+             f"suspensions, {p['requeues']} requeues)")
+    b = s["boots"]
+    L.append(f"  boots                  {b['boots']} boots, {b['shutdowns']} shutdowns, {b['domain_resumes']} domain "
+             f"resumes")
+    it = s["interactive"]
+    lat, full = it["latency_s"], it["under_full_load"]["latency_s"]
+    L.append(f"  interactive start      {lat['n']} jobs: median {_fmt_s(lat['median'])}, p95 {_fmt_s(lat['p95'])}, "
+             f"max {_fmt_s(lat['max'])}; under full load ({full['n']} jobs) max {_fmt_s(full['max'])} "
+             f"(resume time {_fmt_s(it['resume_s'])})")
+    L.append("")
+    sat = s["share"]["saturated_fraction"]
+    L.append(f"  {'VO':<10} {'target':>7} {'achieved':>9} {'saturated':>10} {'error':>7}   "
+             f"{'jobs':>6} {'wait mean':>10} {'median':>8} {'p95':>8}")
+    for vo, v in s["share"]["per_vo"].items():
+        w = s["wait_s"]["by_vo"].get(vo, {"n": 0, "mean": None, "median": None, "p95": None})
+        err = "-" if v["error_saturated_pp"] is None else f"{v['error_saturated_pp']:+.1f}pp"
+        L.append(f"  {vo:<10} {_pct(v['target']):>7} {_pct(v['achieved']):>9} {_pct(v['achieved_saturated']):>10} "
+                 f"{err:>7}   {w['n']:>6} {_fmt_s(w['mean']):>10} {_fmt_s(w['median']):>8} {_fmt_s(w['p95']):>8}")
+    L.append(f"  (saturated: every VO with a share had jobs waiting, {_pct(sat)} of the time)")
+    L.append("")
+    L.append(f"  {'class':<12} {'jobs':>6} {'wait mean':>10} {'median':>8} {'p95':>8}")
+    for k, w in s["wait_s"]["by_class"].items():
+        L.append(f"  {k:<12} {w['n']:>6} {_fmt_s(w['mean']):>10} {_fmt_s(w['median']):>8} {_fmt_s(w['p95']):>8}")
+    w = s["wait_s"]["all"]
+    L.append(f"  {'all':<12} {w['n']:>6} {_fmt_s(w['mean']):>10} {_fmt_s(w['median']):>8} {_fmt_s(w['p95']):>8}")
+    if s["jobs"]["never_reasons"]:
+        L.append("")
+        L.append("  never ran:")
+        for r in s["jobs"]["never_reasons"][:8]:
+            L.append(f"    {r['jobs']:>6}  [{r['stage']}] {r['reason']}")
+    L.append("")
+    L.append("  assumptions (what stands in for what the trace lacks; jobs affected):")
+    for m in s["mapping"]:
+        L.append(f"    {'all':>6}  {m}")
+    for a in s["assumptions"]:
+        L.append(f"    {a['jobs']:>6}  {a['what']}")
+    if sim["violations"]:
+        L.append("")
+        L.append(f"  PLAN VIOLATIONS: {sim['violations']} (first: {sim['violation_examples'][0]})")
+    L.append("")
+    L.append("  " + s["credit"])
+    return "\n".join(L)
+
+
+def format_compare(a: dict[str, Any], b: dict[str, Any]) -> str:
+    def row(label, fa, fb):
+        return f"  {label:<34} {fa:>24} {fb:>24}"
+
+    L = [f"vmsched compare on {a['trace']['name']} ({a['hosts']['cores']} cores)",
+         row("", a["policy"]["site"][:24], b["policy"]["site"][:24]),
+         row("utilisation (makespan)", _pct(a["utilisation"]["value"]), _pct(b["utilisation"]["value"])),
+         row("utilisation (while jobs arrive)", _pct(a["utilisation"]["during_arrivals"]),
+             _pct(b["utilisation"]["during_arrivals"])),
+         row("mean wait", _fmt_s(a["wait_s"]["all"]["mean"]), _fmt_s(b["wait_s"]["all"]["mean"])),
+         row("median wait", _fmt_s(a["wait_s"]["all"]["median"]), _fmt_s(b["wait_s"]["all"]["median"])),
+         row("p95 wait", _fmt_s(a["wait_s"]["all"]["p95"]), _fmt_s(b["wait_s"]["all"]["p95"])),
+         row("bounded slowdown (mean)", f"{a['bounded_slowdown']['mean'] or 0:.2f}",
+             f"{b['bounded_slowdown']['mean'] or 0:.2f}"),
+         row("makespan", _fmt_s(a["simulation"]["makespan_s"]), _fmt_s(b["simulation"]["makespan_s"])),
+         row("jobs ended / never ran", f"{a['jobs']['ended']} / {a['jobs']['never_ran']}",
+             f"{b['jobs']['ended']} / {b['jobs']['never_ran']}"),
+         row("preemptions", str(a["preemptions"]["events"]), str(b["preemptions"]["events"])),
+         row("boots", str(a["boots"]["boots"]), str(b["boots"]["boots"])),
+         row("interactive latency (max)", _fmt_s(a["interactive"]["latency_s"]["max"]),
+             _fmt_s(b["interactive"]["latency_s"]["max"]))]
+    for vo in sorted(set(a["share"]["per_vo"]) | set(b["share"]["per_vo"])):
+        va, vb = a["share"]["per_vo"].get(vo, {}), b["share"]["per_vo"].get(vo, {})
+        L.append(row(f"share {vo} (target {_pct(va.get('target'))})", _pct(va.get("achieved")),
+                     _pct(vb.get("achieved"))))
+        wa, wb = a["wait_s"]["by_vo"].get(vo, {}), b["wait_s"]["by_vo"].get(vo, {})
+        L.append(row(f"mean wait {vo}", _fmt_s(wa.get("mean")), _fmt_s(wb.get("mean"))))
+    L.append("")
+    L.append("  " + a["credit"])
+    return "\n".join(L)
+
+
+def write_json(summary: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(summary, indent=1, sort_keys=True, default=str) + "\n", encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- plots
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _hours(s: dict[str, Any]) -> list[float]:
+    w = s["series"]["bin_s"]
+    return [(i + 0.5) * w / 3600.0 for i in range(len(s["series"]["busy_cores"]))]
+
+
+def _waits(sim) -> dict[str, list[float]]:
+    by = defaultdict(list)
+    for sj in sim.order:
+        if sj.state == "done":
+            by[sj.job.vo].append(max(1.0, sj.first_start - sj.arrival))
+    return by
+
+
+def plot_report(s: dict[str, Any], sim, outdir: Path) -> list[Path]:
+    plt = _plt()
+    out = []
+    x = _hours(s)
+    cap = s["hosts"]["cores"]
+    fig, ax = plt.subplots(figsize=(10, 4))
+    vos = list(s["series"]["busy_cores_by_vo"])
+    if x and vos:
+        ax.stackplot(x, *[[v / cap * 100 for v in s["series"]["busy_cores_by_vo"][vo][:len(x)] +
+                           [0.0] * (len(x) - len(s["series"]["busy_cores_by_vo"][vo]))] for vo in vos],
+                     labels=vos, alpha=0.8)
+    ax.set_ylim(0, 105)
+    ax.set_xlabel("hours since the first arrival")
+    ax.set_ylabel("busy cores (% of capacity)")
+    ax.set_title(f"Utilisation by VO: {s['policy']['site']} on {s['trace']['name']}")
+    if vos:
+        ax.legend(loc="upper right")
+    fig.tight_layout()
+    out.append(outdir / "utilisation.png")
+    fig.savefig(out[-1], dpi=100)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(10, 4))
+    tot = s["series"]["busy_cores"]
+    for vo in vos:
+        ser = s["series"]["busy_cores_by_vo"][vo]
+        y = [100 * ser[i] / tot[i] if i < len(ser) and tot[i] > 0 else float("nan") for i in range(len(tot))]
+        line, = ax.plot(x, y, label=f"{vo} achieved")
+        t = s["share"]["per_vo"].get(vo, {}).get("target")
+        if t is not None:
+            ax.axhline(100 * t, color=line.get_color(), linestyle="--", label=f"{vo} target")
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("hours since the first arrival")
+    ax.set_ylabel("share of busy cores (%)")
+    ax.set_title("Per-VO share over time")
+    if vos:
+        ax.legend(loc="upper right")
+    fig.tight_layout()
+    out.append(outdir / "share.png")
+    fig.savefig(out[-1], dpi=100)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for vo, w in sorted(_waits(sim).items()):
+        w.sort()
+        ax.plot(w, [(i + 1) / len(w) for i in range(len(w))], label=f"{vo} ({len(w)} jobs)")
+    ax.set_xscale("log")
+    ax.set_xlabel("wait time (s, log; waits under 1 s drawn at 1 s)")
+    ax.set_ylabel("fraction of jobs")
+    ax.set_title("Wait-time distribution by VO")
+    if ax.lines:
+        ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out.append(outdir / "waits.png")
+    fig.savefig(out[-1], dpi=100)
+    plt.close(fig)
+    return out
+
+
+def plot_compare(a: dict[str, Any], sim_a, b: dict[str, Any], sim_b, outdir: Path) -> list[Path]:
+    plt = _plt()
+    out = []
+    fig, ax = plt.subplots(figsize=(10, 4))
+    for s in (a, b):
+        x = _hours(s)
+        ax.plot(x, [100 * v / s["hosts"]["cores"] for v in s["series"]["busy_cores"]], label=s["policy"]["site"])
+    ax.set_ylim(0, 105)
+    ax.set_xlabel("hours since the first arrival")
+    ax.set_ylabel("busy cores (% of capacity)")
+    ax.set_title(f"Utilisation on {a['trace']['name']}")
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    out.append(outdir / "compare-utilisation.png")
+    fig.savefig(out[-1], dpi=100)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for s, sim, style in ((a, sim_a, "-"), (b, sim_b, "--")):
+        for vo, w in sorted(_waits(sim).items()):
+            w.sort()
+            ax.plot(w, [(i + 1) / len(w) for i in range(len(w))], style, label=f"{s['policy']['site']}: {vo}")
+    ax.set_xscale("log")
+    ax.set_xlabel("wait time (s, log)")
+    ax.set_ylabel("fraction of jobs")
+    ax.set_title("Wait-time distributions")
+    if ax.lines:
+        ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out.append(outdir / "compare-waits.png")
+    fig.savefig(out[-1], dpi=100)
+    plt.close(fig)
+    return out
