@@ -134,6 +134,26 @@ class ClusterMachine(RuleBasedStateMachine):
         if hasattr(self, "snap"):
             check_state(self.policy, self.snap)
 
+    @invariant()
+    def fair_share_sums_match_a_full_recount(self):
+        """The running-work sums kept incrementally equal a recount from every job."""
+        if not hasattr(self, "snap"):
+            return
+        from vmsched.policies.fairshare import usage_amount
+        s, fs, now = self.sched, self.policy.fairshare, self.t + 7.0
+        usage = dict(s.store.usage(now, fs.half_life_s, fs.floor))
+        for jid, st in s.status.items():
+            j = s.jobs[jid]
+            if st == "running" and j.start_time is not None and now > j.start_time:
+                p = (j.vo, j.group, j.user)
+                usage[p] = usage.get(p, 0.0) + usage_amount(j.cores, j.memory_mb, now - j.start_time, fs.usage,
+                                                            mb_per_core=fs.memory_mb_per_core)
+        expect = s.fairshare.factors(usage, extra_paths=tuple(s._entities))
+        got = s.factors(now)
+        assert set(got) == set(expect)
+        for p in got:
+            assert got[p] == pytest.approx(expect[p], rel=1e-6, abs=1e-9)
+
 
 ClusterMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=25, deadline=None,
                                             suppress_health_check=[HealthCheck.too_slow])

@@ -40,7 +40,7 @@ from vmsched.policies.fairshare import FairShare, ShareTree, usage_amount
 from vmsched.policies.preemption import engine_mode, find_owner_reclaim
 from vmsched.policies.routing import route
 from vmsched.policyfile import Policy
-from vmsched.usage import UsageStore
+from vmsched.usage import UsageStore, decayed_usage
 
 __all__ = ["Scheduler", "Status", "Code", "PreFilterPlugin", "FilterPlugin", "QueueSortPlugin",
            "ScorePlugin", "PreemptPlugin", "make_engine"]
@@ -170,6 +170,13 @@ class Scheduler:
         self._images_cache: dict[tuple, tuple[str, ...]] = {}
         self._ranks: dict[str, tuple[Job, int]] = {}
         self._gone: OrderedDict[str, Job] = OrderedDict()   # recently vanished jobs, for late on_job_end
+        self._contrib: dict[str, tuple] = {}           # job -> what it adds to the sums below
+        self._run_agg: dict[tuple[str, ...], list] = {}   # entity -> [sum w, sum w*start, jobs] running
+        self._vo_cores: Counter = Counter()            # (status, vo) -> cores of pending/running jobs
+        self._stored: dict[tuple[str, ...], tuple[float, float]] | None = None
+        self._factors: dict[tuple[str, ...], float] | None = None
+        self._factors_at = 0.0
+        self._factors_entities = 0
         parents: dict[str, set[str]] = {}
         for path, _ in fs.shares:
             if len(path) == 2:
@@ -211,6 +218,8 @@ class Scheduler:
         amount = usage_amount(job.cores, job.memory_mb, seconds, fs.usage, mb_per_core=fs.memory_mb_per_core)
         at = now if now is not None else (job.start_time or 0.0) + seconds
         recorded = self.store.record(job.id, (job.vo, job.group, job.user), amount, at)
+        if recorded:
+            self._charge_memory((job.vo, job.group, job.user), amount, at)
         self.remove_job(job.id)
         if job.domain in self.domains:
             self._settle(job.domain, at)
@@ -457,7 +466,7 @@ class Scheduler:
             self.remove_job(job.id)
         self.jobs[job.id] = job
         st = self._classify(job)
-        self.status[job.id] = st
+        self._set_status(job.id, st)
         if job.domain is not None and st in (_STATE_RUNNING, _STATE_SUSPENDED):
             if job.domain not in self.domains:
                 raise ValueError(f"job {job.id}: domain {job.domain} is unknown")
@@ -516,7 +525,7 @@ class Scheduler:
             heapq.heappush(self._free_jobs, h)
         if job.domain is not None and job.domain in self.domain_jobs:
             self.domain_jobs[job.domain].discard(job_id)
-        self.status.pop(job_id, None)
+        self._set_status(job_id, None)
         self._never.pop(job_id, None)
         self._ranks.pop(job_id, None)
 
@@ -532,19 +541,78 @@ class Scheduler:
             self._engine_add(job, _STATE_RUNNING if running else _STATE_PENDING, handle=h)
 
     # ------------------------------------------------------------------ the decision
-    def factors(self, now: float) -> dict[tuple[str, ...], float]:
+    def _set_status(self, jid: str, st: str | None) -> None:
+        """Every change of a job's status goes through here, so the per-entity sums of running
+        work (for fair share) and per-VO cores (for the share between images) stay exact
+        without a scan of all jobs each cycle."""
+        old = self._contrib.pop(jid, None)
+        if old is not None:
+            path, w, ws, vo, cores, was = old
+            if was == _STATE_RUNNING:
+                agg = self._run_agg[path]
+                agg[0] -= w
+                agg[1] -= ws
+                agg[2] -= 1
+                if agg[2] == 0:
+                    del self._run_agg[path]
+            self._vo_cores[(was, vo)] -= cores
+        if st is None:
+            self.status.pop(jid, None)
+            return
+        self.status[jid] = st
+        if st in (_STATE_RUNNING, _STATE_PENDING):
+            j = self.jobs[jid]
+            path = (j.vo, j.group, j.user)
+            w = ws = 0.0
+            if st == _STATE_RUNNING and j.start_time is not None:
+                fs = self.policy.fairshare
+                w = usage_amount(j.cores, j.memory_mb, 1.0, fs.usage, mb_per_core=fs.memory_mb_per_core)
+                ws = w * j.start_time
+                agg = self._run_agg.setdefault(path, [0.0, 0.0, 0])
+                agg[0] += w
+                agg[1] += ws
+                agg[2] += 1
+            self._vo_cores[(st, j.vo)] += j.cores
+            self._contrib[jid] = (path, w, ws, j.vo, j.cores, st)
+
+    def _stored_usage(self, now: float) -> dict[tuple[str, ...], float]:
+        """Charged usage decayed to ``now``, from a copy kept in memory beside the store:
+        the store is read once, and every charge after that updates both."""
         fs = self.policy.fairshare
-        usage = dict(self.store.usage(now, fs.half_life_s, fs.floor))
+        if self._stored is None:
+            self._stored = {p: (u, now) for p, u in self.store.usage(now, fs.half_life_s, fs.floor).items()}
+        out = {}
+        for p, (u, t0) in self._stored.items():
+            out[p] = max(fs.floor, decayed_usage(u, t0, now, fs.half_life_s, fs.floor))
+        return out
+
+    def _charge_memory(self, path: tuple[str, ...], amount: float, at: float) -> None:
+        if self._stored is None:
+            return
+        fs = self.policy.fairshare
+        u, t0 = self._stored.get(path, (0.0, at))
+        if at >= t0:
+            self._stored[path] = (decayed_usage(u, t0, at, fs.half_life_s, fs.floor) + amount, at)
+        else:
+            self._stored[path] = (u + decayed_usage(amount, at, t0, fs.half_life_s, 0.0), t0)
+
+    def factors(self, now: float) -> dict[tuple[str, ...], float]:
+        """Fair-share factors at ``now``. Recomputed at most every ``[fairshare] refresh``
+        seconds (like Maui's FSINTERVAL), since usage moves slowly against a half-life."""
+        fs = self.policy.fairshare
+        if self._factors is not None and now - self._factors_at < fs.refresh_s and \
+                self._factors_entities == len(self._entities) and now >= self._factors_at:
+            return self._factors
+        usage = self._stored_usage(now)
         # Running work counts as used already, or a VO holding long jobs would keep its
         # priority for their whole length (OpenPBS charges running jobs the same way).
-        for jid, st in self.status.items():
-            if st == _STATE_RUNNING:
-                j = self.jobs[jid]
-                if j.start_time is not None and now > j.start_time:
-                    p = (j.vo, j.group, j.user)
-                    usage[p] = usage.get(p, 0.0) + usage_amount(j.cores, j.memory_mb, now - j.start_time, fs.usage,
-                                                                mb_per_core=fs.memory_mb_per_core)
-        return self.fairshare.factors(usage, extra_paths=tuple(self._entities))
+        for p, (w, ws, _n) in self._run_agg.items():
+            running = w * now - ws
+            if running > 0.0:
+                usage[p] = usage.get(p, 0.0) + running
+        self._factors = self.fairshare.factors(usage, extra_paths=tuple(self._entities))
+        self._factors_at, self._factors_entities = now, len(self._entities)
+        return self._factors
 
     def cycle(self, now: float) -> Plan:
         if self._never and self._never_checked != self._verdict_version():
@@ -568,7 +636,7 @@ class Scheduler:
     def _mark_running(self, job_id: str, domain: str, now: float, via_engine: bool) -> None:
         job = attrs.evolve(self.jobs[job_id], state=JobState.RUNNING, domain=domain, start_time=now)
         self.jobs[job_id] = job
-        self.status[job_id] = _STATE_RUNNING
+        self._set_status(job_id, _STATE_RUNNING)
         self.domain_jobs[domain].add(job_id)
         if not via_engine:
             h = self._job_h.get(job_id)
@@ -595,6 +663,7 @@ class _Cycle:
         self.reserved: dict[str, int] = {}  # domain -> least class rank that may use it now
         self.held_back: set[str] = set()    # idle domains kept from over-share VOs this cycle
         self.opened = 0                     # domains opened by lifecycle so far in this cycle
+        self.over_share: dict[str, str] = {}  # VO -> why its idle domains go to others this cycle
         self.owners: dict[str, list[str]] = {}  # owner group -> its hosts
         for hname, host in sorted(s.hosts.items()):
             if host.owner is not None:
@@ -719,12 +788,14 @@ class _Cycle:
                         held[vo] += d.cores / max(1, len(self.policy.images[d.image].vos & set(vo_share)))
         waiting: Counter = Counter()
         running: Counter = Counter()
-        for jid, st in s.status.items():
-            j = s.jobs[jid]
-            if st == _STATE_PENDING and jid not in s._never:
-                waiting[j.vo] += j.cores
-            elif st == _STATE_RUNNING:
-                running[j.vo] += j.cores
+        for (st, vo), cores in s._vo_cores.items():
+            if st == _STATE_PENDING:
+                waiting[vo] += cores
+            else:
+                running[vo] += cores
+        for jid in s._never:      # waiting that no capacity would help is no demand
+            if s.status.get(jid) == _STATE_PENDING:
+                waiting[s.jobs[jid].vo] -= s.jobs[jid].cores
         demand = {vo: waiting[vo] + running[vo] for vo in vo_share}
         capacity = sum(h.cores for h in s.hosts.values() if h.up)
         target = partition.targets(capacity, vo_share, demand)
@@ -739,10 +810,8 @@ class _Cycle:
                     and img.vos & set(vo_share) and (img.vos & set(vo_share)) <= over:
                 s.engine.set_slot_state(s._slot_h[name], SLOT_STARTING)
                 out.add(name)
-        for jid, st in s.status.items():
-            if st == _STATE_PENDING and s.jobs[jid].vo in over:
-                self.notes[jid] = f"VO {s.jobs[jid].vo} over its share ({held[s.jobs[jid].vo]:.0f} cores held, " \
-                                  f"target {target.get(s.jobs[jid].vo, 0):.0f})"
+        self.over_share = {vo: f"VO {vo} over its share ({held[vo]:.0f} cores held, target {target.get(vo, 0):.0f})"
+                           for vo in over}
         return out
 
     # -- WNoDeS bound jobs ------------------------------------------------------------------
@@ -886,7 +955,7 @@ class _Cycle:
             if jid is None:
                 continue
             job = s.jobs[jid]
-            rank = self.policy.preemption.rank(self.policy.preemption.class_of(job))
+            rank = self._rank(job)
             shape = (s._job_kinds(job), job.cores, job.memory_mb, rank)
             victims = None
             if rank > lowest and shape not in tried:
@@ -920,7 +989,7 @@ class _Cycle:
                 self.rooms[s.domains[name].host].give(s.domains[name])
                 for v in sorted(s.domain_jobs[name]):
                     s.jobs[v] = attrs.evolve(s.jobs[v], state=JobState.SUSPENDED)
-                    s.status[v] = _STATE_SUSPENDED
+                    s._set_status(v, _STATE_SUSPENDED)
                 s._mark_domain(name, DomainState.SUSPENDED, now)
             d = s.domains[target]
             self.rooms[d.host].take(d.cores, d.memory_mb)
@@ -934,7 +1003,7 @@ class _Cycle:
                     self.actions.append(SuspendJob(vid, by=jid))
                     s.remove_job(vid)
                     s.jobs[vid] = attrs.evolve(vjob, state=JobState.SUSPENDED)
-                    s.status[vid] = _STATE_SUSPENDED
+                    s._set_status(vid, _STATE_SUSPENDED)
                     s.domain_jobs[vjob.domain].add(vid)
                 else:
                     self.actions.append(RequeueJob(vid, by=jid))
@@ -1004,7 +1073,7 @@ class _Cycle:
                 self.actions.append(SuspendDomain(dname, by=job.id if victims else None))
                 for vid in victims:
                     s.jobs[vid] = attrs.evolve(s.jobs[vid], state=JobState.SUSPENDED)
-                    s.status[vid] = _STATE_SUSPENDED
+                    s._set_status(vid, _STATE_SUSPENDED)
                 s._mark_domain(dname, DomainState.SUSPENDED if victims else DomainState.OCCUPIED, now)
         placement = lifecycle.plan_placement(job, images, {rec.host: room}, s.domains, self.busy,
                                              self.policy.flavors, self.policy.images, self.policy.lifecycle,
@@ -1070,7 +1139,6 @@ class _Cycle:
                 s._mark_running(jid, dname, now, via_engine=True)
                 self.claimed.add(dname)
                 continue
-            note = self.notes.get(jid)
             wait = None
             for img in images:
                 for d in sorted(booting_for.get(img, ()), key=lambda d: d.name):
@@ -1105,6 +1173,9 @@ class _Cycle:
     def _capacity_notes(self, jid: str) -> list[str]:
         lc = self.policy.lifecycle
         notes = [self.notes[jid]] if jid in self.notes else []
+        share = self.over_share.get(self.s.jobs[jid].vo) if self.over_share else None
+        if share:
+            notes.append(share)
         if lc.dynamic_boot and self.boots_left <= 0:
             notes.append(f"boot limit reached ({lc.max_concurrent_boots} under way)")
         return notes

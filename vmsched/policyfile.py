@@ -56,6 +56,7 @@ class FairSharePolicy:
     shares: tuple[tuple[tuple[str, ...], float], ...] = ()
     store: str | None = None
     image_shares: bool = True
+    refresh_s: float = 0.0
 
 
 @attrs.frozen(slots=True)
@@ -616,7 +617,7 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
 
     fs = r.table(data.get("fairshare"), ("fairshare",),
                  {"half_life", "usage", "floor", "default_share", "share", "store", "memory_per_core",
-                  "image_shares"})
+                  "image_shares", "refresh"})
     shares: list[tuple[tuple[str, ...], float]] = []
     seen_paths: dict[tuple[str, ...], int] = {}
     for i, s in enumerate(r.array_of_tables(fs.get("share"), ("fairshare", "share"))):
@@ -649,6 +650,7 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
         shares=tuple(shares),
         store=r.get(fs, "store", ("fairshare",), "str", None),
         image_shares=r.get(fs, "image_shares", ("fairshare",), "bool", True),
+        refresh_s=r.get(fs, "refresh", ("fairshare",), "duration", 0.0),
     )
     if fairshare.store and base_dir is not None and fairshare.store != ":memory:" and \
             not Path(fairshare.store).is_absolute():
