@@ -117,6 +117,7 @@ _STATE_PENDING, _STATE_RUNNING, _STATE_HELD, _STATE_ROUTING, _STATE_BOUND, _STAT
     "pending", "running", "held", "routing", "bound", "suspended", "done"
 
 _GONE_KEEP = 200_000
+_HOLDS_ROOM = (DomainState.FREE, DomainState.RUNNING, DomainState.BOOTING)
 
 # How the matcher sees each domain state. A domain closed for new work for one cycle (held
 # for a higher class, or for a VO under its share) is set to STARTING: its host room stays
@@ -170,7 +171,11 @@ class Scheduler:
         self._images_cache: dict[tuple, tuple[str, ...]] = {}
         self._ranks: dict[str, tuple[Job, int]] = {}
         self._gone: OrderedDict[str, Job] = OrderedDict()   # recently vanished jobs, for late on_job_end
+        top = {p[0] for p, _ in fs.shares if len(p) == 1}
+        # image -> the top-level share VOs it serves (for the share between images)
+        self._image_share_vos = {name: tuple(sorted(im.vos & top)) for name, im in policy.images.items()}
         self._contrib: dict[str, tuple] = {}           # job -> what it adds to the sums below
+        self._suspended: set[str] = set()              # jobs suspended (by us or the server)
         self._run_agg: dict[tuple[str, ...], list] = {}   # entity -> [sum w, sum w*start, jobs] running
         self._vo_cores: Counter = Counter()            # (status, vo) -> cores of pending/running jobs
         self._stored: dict[tuple[str, ...], tuple[float, float]] | None = None
@@ -558,8 +563,13 @@ class Scheduler:
             self._vo_cores[(was, vo)] -= cores
         if st is None:
             self.status.pop(jid, None)
+            self._suspended.discard(jid)
             return
         self.status[jid] = st
+        if st == _STATE_SUSPENDED:
+            self._suspended.add(jid)
+        else:
+            self._suspended.discard(jid)
         if st in (_STATE_RUNNING, _STATE_PENDING):
             j = self.jobs[jid]
             path = (j.vo, j.group, j.user)
@@ -646,6 +656,51 @@ class Scheduler:
                 self.engine.start_job(h, self._slot_h[domain], now)
 
 
+class _Rooms(dict):
+    """Each host's room, built the first time this cycle asks for it: most cycles touch few
+    hosts, and building all of them each cycle was a tenth of a simulation's time."""
+
+    def __init__(self, s: Scheduler):
+        super().__init__()
+        self._s = s
+        self._names = sorted(s.hosts)
+
+    def __missing__(self, name: str) -> lifecycle.HostRoom:
+        s = self._s
+        room = self[name] = lifecycle.HostRoom.build(s.hosts[name], s.host_domains.get(name, ()), s.domains)
+        return room
+
+    def _all(self) -> None:
+        for n in self._names:
+            if not dict.__contains__(self, n):
+                self[n]
+
+    def __iter__(self):
+        self._all()
+        return iter(self._names)
+
+    def __len__(self):
+        return len(self._names)
+
+    def __contains__(self, name) -> bool:
+        return name in self._s.hosts
+
+    def keys(self):
+        self._all()
+        return [n for n in self._names]
+
+    def items(self):
+        self._all()
+        return [(n, dict.__getitem__(self, n)) for n in self._names]
+
+    def values(self):
+        self._all()
+        return [dict.__getitem__(self, n) for n in self._names]
+
+    def get(self, name, default=None):
+        return self[name] if name in self._s.hosts else default
+
+
 class _Cycle:
     """The state of one cycle's decision; thrown away when the plan is made."""
 
@@ -655,8 +710,7 @@ class _Cycle:
         self.actions: list[Action] = []
         self.pending: dict[str, Pending] = {}
         self.notes: dict[str, str] = {}
-        self.rooms = {h: lifecycle.HostRoom.build(s.hosts[h], s.host_domains.get(h, ()), s.domains)
-                      for h in sorted(s.hosts)}
+        self.rooms = _Rooms(s)
         self.claimed: set[str] = set()   # domains this cycle already gave to a job or action
         self.waiting: dict[str, tuple[int, list[str]]] = {}  # capacity waits, explained at the end
         self.requeued: dict[str, str] = {}  # jobs this cycle displaced, and by whom
@@ -664,6 +718,7 @@ class _Cycle:
         self.held_back: set[str] = set()    # idle domains kept from over-share VOs this cycle
         self.opened = 0                     # domains opened by lifecycle so far in this cycle
         self.over_share: dict[str, str] = {}  # VO -> why its idle domains go to others this cycle
+        self._inactive: dict[str, list[str]] | None = None
         self.owners: dict[str, list[str]] = {}  # owner group -> its hosts
         for hname, host in sorted(s.hosts.items()):
             if host.owner is not None:
@@ -781,11 +836,13 @@ class _Cycle:
         if len(vo_share) < 2:
             return set()
         held: Counter = Counter()
+        share_vos = s._image_share_vos
         for d in s.domains.values():
-            if d.state in (DomainState.FREE, DomainState.RUNNING, DomainState.BOOTING):
-                for vo in self.policy.images[d.image].vos if d.image in self.policy.images else ():
-                    if vo in vo_share:
-                        held[vo] += d.cores / max(1, len(self.policy.images[d.image].vos & set(vo_share)))
+            if d.state in _HOLDS_ROOM:
+                vos = share_vos.get(d.image)
+                if vos:
+                    for vo in vos:
+                        held[vo] += d.cores / len(vos)
         waiting: Counter = Counter()
         running: Counter = Counter()
         for (st, vo), cores in s._vo_cores.items():
@@ -956,6 +1013,9 @@ class _Cycle:
                 continue
             job = s.jobs[jid]
             rank = self._rank(job)
+            if rank <= lowest and not self.owners:
+                left.append(h)
+                continue
             shape = (s._job_kinds(job), job.cores, job.memory_mb, rank)
             victims = None
             if rank > lowest and shape not in tried:
@@ -1155,11 +1215,11 @@ class _Cycle:
             shape = (images, job.cores, job.memory_mb, job.features)
             placement = None
             if shape not in failed and images:
+                rooms = self.rooms if not job.features else \
+                    {n: r for n, r in self.rooms.items() if job.features <= r.host.features}
                 placement = lifecycle.plan_placement(
-                    job, images, {n: r for n, r in self.rooms.items() if job.features <= r.host.features},
-                    s.domains, self.busy, self.policy.flavors,
-                    self.policy.images, lc, self.boots_left, now,
-                    reclaimable=lambda d: True)
+                    job, images, rooms, s.domains, self.busy, self.policy.flavors,
+                    self.policy.images, lc, self.boots_left, now, inactive=self.inactive_by_image())
                 if placement is None:
                     failed.add(shape)
             if placement is None:
@@ -1169,6 +1229,16 @@ class _Cycle:
             self._apply_placement(h, jid, job, placement)
             if placement.ready:
                 self.opened += 1
+
+    def inactive_by_image(self) -> dict[str, list[str]]:
+        """Occupied or suspended domains per image, as they were when first asked this cycle
+        (domains switched out later in the cycle wait for the next one)."""
+        if self._inactive is None:
+            self._inactive = {}
+            for name, d in self.s.domains.items():
+                if d.state in (DomainState.OCCUPIED, DomainState.SUSPENDED):
+                    self._inactive.setdefault(d.image, []).append(name)
+        return self._inactive
 
     def _capacity_notes(self, jid: str) -> list[str]:
         lc = self.policy.lifecycle
@@ -1245,7 +1315,9 @@ class _Cycle:
         it: otherwise an equal job would slip into the room a preemptor made, and the
         suspended jobs would in effect be preempted by their equals."""
         s = self.s
-        for hname in sorted(s.host_domains):
+        hosts = sorted({s.domains[s.jobs[j].domain].host for j in s._suspended
+                        if s.jobs[j].domain in s.domains})
+        for hname in hosts:
             frozen = [j for n in s.host_domains[hname] for j in s.domain_jobs.get(n, ())
                       if s.status.get(j) == _STATE_SUSPENDED]
             if not frozen:

@@ -98,7 +98,8 @@ class Placement:
 def plan_placement(job: Job, images: Iterable[str], rooms: Mapping[str, HostRoom], domains: Mapping[str, Domain],
                    busy: Callable[[str], bool], flavors: Mapping[str, Flavor], all_images: Mapping[str, Image],
                    policy: LifecyclePolicy, boots_left: int, now: float,
-                   reclaimable: Callable[[Domain], bool] = lambda d: True) -> Placement | None:
+                   reclaimable: Callable[[Domain], bool] = lambda d: True,
+                   inactive: Mapping[str, Iterable[str]] | None = None) -> Placement | None:
     """Activation of an idle inactive domain, else a boot; None when neither is possible."""
     images = tuple(images)
 
@@ -121,8 +122,21 @@ def plan_placement(job: Job, images: Iterable[str], rooms: Mapping[str, HostRoom
         owned = h.owner is not None and h.owner in (job.group, job.vo)
         return (not owned, h.owner is not None and not owned, hname)
 
-    # 1. activate an idle inactive domain of a usable image
-    for hname in sorted(rooms, key=order):
+    # 1. activate an idle inactive domain of a usable image (``inactive``, when given, lists
+    # such domains per image, so only their hosts are looked at)
+    if inactive is not None:
+        # Only hosts with a domain that could take the job, checked before any room is built.
+        hosts = set()
+        for img in images:
+            for n in inactive.get(img, ()):
+                d = domains.get(n)
+                if d is not None and d.state in (DomainState.OCCUPIED, DomainState.SUSPENDED) and not busy(n) \
+                        and d.cores >= job.cores and d.memory_mb >= job.memory_mb and d.host in rooms:
+                    hosts.add(d.host)
+        candidates = sorted(hosts, key=order)
+    else:
+        candidates = sorted(rooms, key=order)
+    for hname in candidates:
         r = rooms[hname]
         if not r.host.up:
             continue
