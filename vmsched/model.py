@@ -108,24 +108,18 @@ MAX_MEMORY_MB = 1 << 40
 MAX_TIME = float(1 << 40)
 
 
-def _cores(_inst, attribute, value):
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_CORES:
-        raise ValueError(f"{attribute.name} must be a whole number from 0 to {MAX_CORES}, got {value!r}")
+def _int_range(low: int, high: int, unit: str = ""):
+    """A validator for a whole number in [low, high]; the message names the bounds."""
+    def check(_inst, attribute, value):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"{attribute.name} must be a whole number{unit} from {low} to {high}, got {value!r}")
+    return check
 
 
-def _pos_cores(_inst, attribute, value):
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CORES:
-        raise ValueError(f"{attribute.name} must be a whole number from 1 to {MAX_CORES}, got {value!r}")
-
-
-def _memory(_inst, attribute, value):
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_MEMORY_MB:
-        raise ValueError(f"{attribute.name} must be a whole number of MB from 0 to {MAX_MEMORY_MB}, got {value!r}")
-
-
-def _pos_memory(_inst, attribute, value):
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_MEMORY_MB:
-        raise ValueError(f"{attribute.name} must be a whole number of MB from 1 to {MAX_MEMORY_MB}, got {value!r}")
+_cores = _int_range(0, MAX_CORES)
+_pos_cores = _int_range(1, MAX_CORES)
+_memory = _int_range(0, MAX_MEMORY_MB, " of MB")
+_pos_memory = _int_range(1, MAX_MEMORY_MB, " of MB")
 
 
 def _time(_inst, attribute, value):
