@@ -175,7 +175,10 @@ class Scheduler:
         # image -> the top-level share VOs it serves (for the share between images)
         self._image_share_vos = {name: tuple(sorted(im.vos & top)) for name, im in policy.images.items()}
         self._contrib: dict[str, tuple] = {}           # job -> what it adds to the sums below
-        self._suspended: set[str] = set()              # jobs suspended (by us or the server)
+        # jobs per status, for the few statuses a cycle walks (not pending, not running)
+        self._listed: dict[str, set[str]] = {st: set() for st in (_STATE_SUSPENDED, _STATE_ROUTING, _STATE_BOUND,
+                                                                  _STATE_HELD)}
+        self._suspended = self._listed[_STATE_SUSPENDED]
         self._run_agg: dict[tuple[str, ...], list] = {}   # entity -> [sum w, sum w*start, jobs] running
         self._vo_cores: Counter = Counter()            # (status, vo) -> cores of pending/running jobs
         self._stored: dict[tuple[str, ...], tuple[float, float]] | None = None
@@ -190,6 +193,13 @@ class Scheduler:
                           {p[0] for p, _ in fs.shares if len(p) == 1}}
         self._biggest: dict[tuple, tuple[bool, int, int]] = {}
         self._topology = 0          # bumped when hosts come or go or change
+        # Bumped by anything lifecycle placement depends on (a domain or host changes, a domain
+        # turns idle or busy): a job shape that found no placement keeps failing until then.
+        self._lifecycle_epoch = 0
+        self._placement_failed: dict[tuple, int] = {}
+        self._held: Counter = Counter()
+        self._booting = 0
+        self._held_at = -1
         self._domain_version = 0    # bumped when domains come or go
         self._never_checked = (0, 0)  # the topology the never-runnable verdicts were made for
         self.last_plan: Plan | None = None
@@ -272,6 +282,7 @@ class Scheduler:
             return
         self.hosts[host.name] = host
         self._topology += 1
+        self._lifecycle_epoch += 1
         self.host_domains.setdefault(host.name, [])
         if host.name not in self._host_h:
             self._host_h[host.name] = heapq.heappop(self._free_hosts) if self._free_hosts else len(self._host_h)
@@ -290,6 +301,7 @@ class Scheduler:
             self.remove_domain(d)
         self.hosts.pop(name, None)
         self.host_domains.pop(name, None)
+        self._lifecycle_epoch += 1
         h = self._host_h.pop(name, None)
         if h is not None:
             self.engine.remove_host(h)
@@ -318,6 +330,7 @@ class Scheduler:
         old = self.domains.get(d.name)
         if old == d:
             return
+        self._lifecycle_epoch += 1
         host = self.hosts[d.host]
         if old is not None and (old.image, old.host, old.cores, old.memory_mb) == (d.image, d.host, d.cores, d.memory_mb):
             self.domains[d.name] = d
@@ -344,6 +357,7 @@ class Scheduler:
         d = self.domains.get(name)
         if d is None:
             return
+        self._lifecycle_epoch += 1
         for jid in list(self.domain_jobs.get(name, ())):
             job = self.jobs[jid]
             self.remove_job(jid)
@@ -475,7 +489,7 @@ class Scheduler:
         if job.domain is not None and st in (_STATE_RUNNING, _STATE_SUSPENDED):
             if job.domain not in self.domains:
                 raise ValueError(f"job {job.id}: domain {job.domain} is unknown")
-            self.domain_jobs[job.domain].add(job.id)
+            self._domain_add(job.domain, job.id)
         if st == _STATE_PENDING:
             why = self._never_reason(job)
             if why is not None:
@@ -529,7 +543,7 @@ class Scheduler:
             self.engine.remove_job(h)
             heapq.heappush(self._free_jobs, h)
         if job.domain is not None and job.domain in self.domain_jobs:
-            self.domain_jobs[job.domain].discard(job_id)
+            self._domain_discard(job.domain, job_id)
         self._set_status(job_id, None)
         self._never.pop(job_id, None)
         self._ranks.pop(job_id, None)
@@ -546,6 +560,40 @@ class Scheduler:
             self._engine_add(job, _STATE_RUNNING if running else _STATE_PENDING, handle=h)
 
     # ------------------------------------------------------------------ the decision
+    def _held_cores(self) -> Counter:
+        """Cores each share VO's images hold in active or booting domains (cached per epoch)."""
+        if self._held_at != self._lifecycle_epoch:
+            held: Counter = Counter()
+            booting = 0
+            share_vos = self._image_share_vos
+            for d in self.domains.values():
+                if d.state in _HOLDS_ROOM:
+                    if d.state is DomainState.BOOTING:
+                        booting += 1
+                    vos = share_vos.get(d.image)
+                    if vos:
+                        for vo in vos:
+                            held[vo] += d.cores / len(vos)
+            self._held, self._booting, self._held_at = held, booting, self._lifecycle_epoch
+        return self._held
+
+    def booting_count(self) -> int:
+        self._held_cores()
+        return self._booting
+
+    def _domain_add(self, domain: str, jid: str) -> None:
+        jobs = self.domain_jobs[domain]
+        if not jobs:
+            self._lifecycle_epoch += 1     # an idle domain became busy
+        jobs.add(jid)
+
+    def _domain_discard(self, domain: str, jid: str) -> None:
+        jobs = self.domain_jobs[domain]
+        if jid in jobs:
+            jobs.discard(jid)
+            if not jobs:
+                self._lifecycle_epoch += 1  # a busy domain became idle
+
     def _set_status(self, jid: str, st: str | None) -> None:
         """Every change of a job's status goes through here, so the per-entity sums of running
         work (for fair share) and per-VO cores (for the share between images) stay exact
@@ -561,15 +609,15 @@ class Scheduler:
                 if agg[2] == 0:
                     del self._run_agg[path]
             self._vo_cores[(was, vo)] -= cores
+        was = self.status.get(jid)
+        if was in self._listed:
+            self._listed[was].discard(jid)
         if st is None:
             self.status.pop(jid, None)
-            self._suspended.discard(jid)
             return
         self.status[jid] = st
-        if st == _STATE_SUSPENDED:
-            self._suspended.add(jid)
-        else:
-            self._suspended.discard(jid)
+        if st in self._listed:
+            self._listed[st].add(jid)
         if st in (_STATE_RUNNING, _STATE_PENDING):
             j = self.jobs[jid]
             path = (j.vo, j.group, j.user)
@@ -647,7 +695,7 @@ class Scheduler:
         job = attrs.evolve(self.jobs[job_id], state=JobState.RUNNING, domain=domain, start_time=now)
         self.jobs[job_id] = job
         self._set_status(job_id, _STATE_RUNNING)
-        self.domain_jobs[domain].add(job_id)
+        self._domain_add(domain, job_id)
         if not via_engine:
             h = self._job_h.get(job_id)
             if h is None:
@@ -725,8 +773,13 @@ class _Cycle:
                 self.owners.setdefault(host.owner, []).append(hname)
         self.reclaim_failed: set = set()    # job shapes that found nothing to reclaim
         self.default_rank = s.policy.preemption.rank(s.policy.preemption.default_class)
-        self.boots_left = s.policy.lifecycle.max_concurrent_boots - sum(
-            1 for d in s.domains.values() if d.state is DomainState.BOOTING)
+        self.boots_left = s.policy.lifecycle.max_concurrent_boots - s.booting_count()
+
+    @property
+    def claimed_any(self) -> bool:
+        """Whether this cycle has given out a domain yet. Before that, lifecycle sees exactly the
+        scheduler's state, so its failures can be remembered across cycles by epoch."""
+        return bool(self.claimed)
 
     def busy(self, name: str) -> bool:
         return bool(self.s.domain_jobs.get(name)) or name in self.claimed
@@ -762,16 +815,15 @@ class _Cycle:
                 self.pending[vid] = Pending(Verdict.NOT_NOW, why)
         for jid, why in s._never.items():
             self.pending[jid] = Pending(Verdict.NEVER, why)
-        for jid, st in s.status.items():
-            if st == _STATE_HELD and jid not in self.pending:
+        for jid in sorted(s._listed[_STATE_HELD]):
+            if jid not in self.pending:
                 self.pending[jid] = Pending(Verdict.NOT_NOW, f"job is held (state {s.jobs[jid].state.value})")
         return Plan(now, tuple(self.actions), tuple(sorted(self.pending.items())), s.engine.name)
 
     # -- routing -----------------------------------------------------------------------
     def route(self) -> None:
         s = self.s
-        for jid in sorted((j for j, st in s.status.items() if st == _STATE_ROUTING),
-                          key=lambda j: (s.jobs[j].submit_time, j)):
+        for jid in sorted(s._listed[_STATE_ROUTING], key=lambda j: (s.jobs[j].submit_time, j)):
             job = s.jobs[jid]
             r = route(job, self.policy.queues)
             if r.queue is None:
@@ -809,7 +861,7 @@ class _Cycle:
                         s.set_job(attrs.evolve(s.jobs[jid], state=JobState.RUNNING))
                 self.claimed.add(name)
         # Jobs suspended inside an active domain (suspend-jobs mode) resume when it has room.
-        for jid in sorted((j for j, st in s.status.items() if st == _STATE_SUSPENDED),
+        for jid in sorted(s._listed[_STATE_SUSPENDED],
                           key=lambda j: (s.jobs[j].start_time or 0.0, j)):
             job = s.jobs[jid]
             d = s.domains.get(job.domain) if job.domain else None
@@ -835,14 +887,7 @@ class _Cycle:
         vo_share = {p[0]: sh for p, sh in self.policy.fairshare.shares if len(p) == 1}
         if len(vo_share) < 2:
             return set()
-        held: Counter = Counter()
-        share_vos = s._image_share_vos
-        for d in s.domains.values():
-            if d.state in _HOLDS_ROOM:
-                vos = share_vos.get(d.image)
-                if vos:
-                    for vo in vos:
-                        held[vo] += d.cores / len(vos)
+        held = s._held_cores()
         waiting: Counter = Counter()
         running: Counter = Counter()
         for (st, vo), cores in s._vo_cores.items():
@@ -874,8 +919,7 @@ class _Cycle:
     # -- WNoDeS bound jobs ------------------------------------------------------------------
     def run_bound(self) -> None:
         s = self.s
-        for jid in sorted((j for j, st in s.status.items() if st == _STATE_BOUND),
-                          key=lambda j: (s.jobs[j].submit_time, j)):
+        for jid in sorted(s._listed[_STATE_BOUND], key=lambda j: (s.jobs[j].submit_time, j)):
             job = s.jobs[jid]
             d = s.domains.get(job.domain)
             if d is None:
@@ -1064,7 +1108,7 @@ class _Cycle:
                     s.remove_job(vid)
                     s.jobs[vid] = attrs.evolve(vjob, state=JobState.SUSPENDED)
                     s._set_status(vid, _STATE_SUSPENDED)
-                    s.domain_jobs[vjob.domain].add(vid)
+                    s._domain_add(vjob.domain, vid)
                 else:
                     self.actions.append(RequeueJob(vid, by=jid))
                     s.remove_job(vid)
@@ -1168,7 +1212,7 @@ class _Cycle:
             if d.state is DomainState.BOOTING and not s.domain_jobs.get(d.name):
                 booting_for.setdefault(d.image, []).append(d)
         promised: Counter = Counter()
-        bound = {s.jobs[j].domain for j, st in s.status.items() if st == _STATE_BOUND}
+        bound = {s.jobs[j].domain for j in s._listed[_STATE_BOUND]}
         failed: set = set()
         # A job shape that found nothing finds nothing again until a domain opens in this
         # phase: with thousands of queued jobs, most of them are the same few shapes.
@@ -1214,6 +1258,8 @@ class _Cycle:
                 continue
             shape = (images, job.cores, job.memory_mb, job.features)
             placement = None
+            if s._placement_failed.get(shape) == s._lifecycle_epoch and not self.claimed_any:
+                failed.add(shape)      # nothing lifecycle looks at changed since it last failed
             if shape not in failed and images:
                 rooms = self.rooms if not job.features else \
                     {n: r for n, r in self.rooms.items() if job.features <= r.host.features}
@@ -1222,6 +1268,8 @@ class _Cycle:
                     self.policy.images, lc, self.boots_left, now, inactive=self.inactive_by_image())
                 if placement is None:
                     failed.add(shape)
+                    if not self.claimed_any:
+                        s._placement_failed[shape] = s._lifecycle_epoch
             if placement is None:
                 self.waiting[jid] = (h, self._capacity_notes(jid))
                 dead[key] = self.opened
