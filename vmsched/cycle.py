@@ -169,7 +169,7 @@ class Scheduler:
         self._free_hosts: list[int] = []
         self._job_kinds_cache: dict[tuple, tuple[int, ...]] = {}
         self._images_cache: dict[tuple, tuple[str, ...]] = {}
-        self._ranks: dict[str, tuple[Job, int]] = {}
+        self._ranks: dict[str, tuple[tuple, int]] = {}
         self._gone: OrderedDict[str, Job] = OrderedDict()   # recently vanished jobs, for late on_job_end
         top = {p[0] for p, _ in fs.shares if len(p) == 1}
         # image -> the top-level share VOs it serves (for the share between images)
@@ -179,6 +179,7 @@ class Scheduler:
         self._listed: dict[str, set[str]] = {st: set() for st in (_STATE_SUSPENDED, _STATE_ROUTING, _STATE_BOUND,
                                                                   _STATE_HELD)}
         self._suspended = self._listed[_STATE_SUSPENDED]
+        self._vo_rank_pending: dict[str, bool] = {}    # pending jobs above the lowest class
         self._run_agg: dict[tuple[str, ...], list] = {}   # entity -> [sum w, sum w*start, jobs] running
         self._vo_cores: Counter = Counter()            # (status, vo) -> cores of pending/running jobs
         self._stored: dict[tuple[str, ...], tuple[float, float]] | None = None
@@ -380,10 +381,12 @@ class Scheduler:
         self.set_job(job)
 
     def rank_of(self, job: Job) -> int:
-        """The job's preemption class as a rank (0 = lowest), cached per job object."""
+        """The job's preemption class as a rank (0 = lowest). Cached per job and the fields a
+        class rule reads, so state changes (running, suspended) reuse it."""
+        key = (job.id, job.queue, job.group, job.vo, job.user, job.interactive, job.klass)
         r = self._ranks.get(job.id)
-        if r is None or r[0] is not job:
-            r = self._ranks[job.id] = (job, self.policy.preemption.rank(self.policy.preemption.class_of(job)))
+        if r is None or r[0] != key:
+            r = self._ranks[job.id] = (key, self.policy.preemption.rank(self.policy.preemption.class_of(job)))
         return r[1]
 
     def _entity(self, job: Job) -> int:
@@ -614,10 +617,15 @@ class Scheduler:
             self._listed[was].discard(jid)
         if st is None:
             self.status.pop(jid, None)
+            self._vo_rank_pending.pop(jid, None)
             return
         self.status[jid] = st
         if st in self._listed:
             self._listed[st].add(jid)
+        if st == _STATE_PENDING and self.rank_of(self.jobs[jid]) > 0:
+            self._vo_rank_pending[jid] = True
+        else:
+            self._vo_rank_pending.pop(jid, None)
         if st in (_STATE_RUNNING, _STATE_PENDING):
             j = self.jobs[jid]
             path = (j.vo, j.group, j.user)
@@ -1047,9 +1055,11 @@ class _Cycle:
         s = self.s
         if self.mode_off():
             return unplaced
-        left = []
         permit = s.plugins.get("preempt")
         lowest = 0
+        if not self.owners and not any(s._vo_rank_pending):
+            return unplaced          # nobody waiting outranks anybody: no preemption to search
+        left = []
         tried: set = set()
         for h in unplaced:
             jid = s._job_name.get(h)
