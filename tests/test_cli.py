@@ -53,3 +53,17 @@ def test_version_names_the_engine():
 
 def test_no_command_is_usage_error():
     assert vmsched().returncode == 2
+
+
+def test_simulate_bad_input_through_python_dash_m_is_one_line(tmp_path):
+    """``python -m vmsched.cli`` runs the module twice (as __main__ and imported); the
+    simulator's errors must still be caught as bad input, not escape as a traceback."""
+    for args in (["simulate", str(tmp_path / "none.toml")],
+                 ["simulate", str(ROOT / "vmsched/examples/metacentrum-sim.toml"), "--trace",
+                  str(tmp_path / "none.swf")]):
+        r = vmsched(*args, "--no-progress")
+        assert r.returncode == 2 and "Traceback" not in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+    r = subprocess.run([sys.executable, "-m", "vmsched", "check", str(tmp_path / "none.toml")], capture_output=True,
+                       text=True, cwd=ROOT)
+    assert r.returncode == 2 and "no such file" in r.stderr

@@ -161,4 +161,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run through the imported module, not this __main__ copy: the simulator's commands raise
+    # vmsched.cli's exceptions, which must be the ones main() catches.
+    from vmsched.cli import main as _main
+    sys.exit(_main())
