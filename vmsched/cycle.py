@@ -963,7 +963,6 @@ class _Cycle:
             else:
                 res = s.engine.match(self.now, w.fairshare, w.klass, w.age, self.policy.max_starts_per_cycle)
                 placed = list(res.placed)
-                self.counts = dict(res.pending)
                 unplaced = [h for h, _ in res.pending]
             flt = s.plugins.get("filter")
             for h, slot in placed:
@@ -974,7 +973,6 @@ class _Cycle:
                         s.engine.requeue_job(h)
                         self.notes[jid] = st.reason
                         unplaced.append(h)
-                        self.counts.setdefault(h, s.engine.reasons(h))
                         continue
                 self.actions.append(RunJob(jid, dname))
                 s._mark_running(jid, dname, self.now, via_engine=True)
@@ -997,7 +995,6 @@ class _Cycle:
             order = sorted(order, key=lambda h: sorter.sort_key(
                 s.jobs[s._job_name[h]], s.engine.priority(h, self.now, w.fairshare, w.klass, w.age)))
         placed, unplaced = [], []
-        self.counts = {}
         extra: dict[str, list[Job]] = {}   # placed in this loop, not yet in the scheduler's state
         for h in order:
             if 0 <= self.policy.max_starts_per_cycle <= len(placed):
@@ -1019,8 +1016,6 @@ class _Cycle:
             s.engine.start_job(h, slot, self.now)
             placed.append((h, slot))
             extra.setdefault(s._slot_name[slot], []).append(s.jobs[s._job_name[h]])
-        for h in unplaced:
-            self.counts[h] = s.engine.reasons(h)
         return placed, unplaced
 
     def _vetoed(self, jid: str, dname: str) -> bool:
@@ -1215,7 +1210,6 @@ class _Cycle:
     # -- lifecycle ----------------------------------------------------------------------------
     def place(self, unplaced: list[int], held_back: set[str]) -> None:
         s, now = self.s, self.now
-        counts = getattr(self, "counts", {})
         lc = self.policy.lifecycle
         booting_for: dict[str, list[Domain]] = {}
         for d in s.domains.values():
@@ -1389,17 +1383,22 @@ class _Cycle:
         self.reserved[name] = max(need, self.reserved.get(name, 0))
         self.s.engine.set_slot_state(self.s._slot_h[name], SLOT_STARTING)
 
+    def _closed_fits(self, h: int, name: str) -> bool:
+        """Whether job ``h`` would take domain ``name``, closed for this cycle, were it open:
+        the matcher's own best fit decides, and the domain stays closed."""
+        slot = self.s._slot_h[name]
+        self.s.engine.set_slot_state(slot, SLOT_ACTIVE)
+        found = self.s.engine.best_slot(h)
+        self.s.engine.set_slot_state(slot, SLOT_STARTING)
+        return found == slot
+
     def _reserved_slot(self, h: int, job: Job) -> int | None:
         s, rank = self.s, self._rank(job)
         for name in sorted(self.reserved):
             if rank < self.reserved[name] or name not in s.domains or not s.domains[name].state.active:
                 continue
-            slot = s._slot_h[name]
-            s.engine.set_slot_state(slot, SLOT_ACTIVE)
-            found = s.engine.best_slot(h)
-            s.engine.set_slot_state(slot, SLOT_STARTING)
-            if found == slot:
-                return slot
+            if self._closed_fits(h, name):
+                return s._slot_h[name]
         return None
 
     def _held_back_slot(self, h: int, job: Job, held_back: set[str]) -> int | None:
@@ -1409,12 +1408,10 @@ class _Cycle:
         for name in sorted(held_back):
             if name in self.claimed or name not in s.domains or s.domains[name].state is not DomainState.FREE:
                 continue
-            s.engine.set_slot_state(s._slot_h[name], SLOT_ACTIVE)
-            slot = s.engine.best_slot(h)
-            if slot == s._slot_h[name]:
-                held_back.discard(name)
-                return slot
-            s.engine.set_slot_state(s._slot_h[name], SLOT_STARTING)
+            if self._closed_fits(h, name):
+                held_back.discard(name)       # open again for good: this job takes it
+                s.engine.set_slot_state(s._slot_h[name], SLOT_ACTIVE)
+                return s._slot_h[name]
         return None
 
     def _apply_placement(self, h: int, jid: str, job: Job, placement: lifecycle.Placement) -> None:
