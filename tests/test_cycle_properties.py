@@ -142,9 +142,9 @@ class ClusterMachine(RuleBasedStateMachine):
         from vmsched.policies.fairshare import usage_amount
         s, fs, now = self.sched, self.policy.fairshare, self.t + 7.0
         usage = dict(s.store.usage(now, fs.half_life_s, fs.floor))
-        for jid, st in s.status.items():
+        for jid, state in s.status.items():
             j = s.jobs[jid]
-            if st == "running" and j.start_time is not None and now > j.start_time:
+            if state == "running" and j.start_time is not None and now > j.start_time:
                 p = (j.vo, j.group, j.user)
                 usage[p] = usage.get(p, 0.0) + usage_amount(j.cores, j.memory_mb, now - j.start_time, fs.usage,
                                                             mb_per_core=fs.memory_mb_per_core)

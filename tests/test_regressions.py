@@ -8,7 +8,7 @@ import pytest
 
 from vmsched.cycle import Scheduler
 from vmsched.matching import PyEngine
-from vmsched.model import Domain, DomainState, Host, Job, JobState, ModelError, Snapshot
+from vmsched.model import Domain, DomainState, Job, JobState, ModelError, Snapshot
 from vmsched.policyfile import PolicyError, initial_domains, load_policy, parse_policy
 from vmsched.usage import UsageStore
 

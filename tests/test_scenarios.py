@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import attrs
-import pytest
 
 from vmsched.cycle import Scheduler
 from vmsched.matching import PyEngine

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from vmsched.policyfile import parse_policy
 from vmsched.sim.baseline import static_baseline
-from vmsched.sim.engine import ARRIVAL, END, TICK, Simulation, SimulationError, prepare
+from vmsched.sim.engine import ARRIVAL, END, TICK, Simulation, prepare
 from vmsched.sim.report import format_compare, format_summary, plot_compare, plot_report, summarize, write_json
 from vmsched.sim.swf import TraceJob, format_job
 

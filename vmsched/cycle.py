@@ -25,7 +25,7 @@ import heapq
 import importlib
 import warnings
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import attrs
@@ -1158,7 +1158,7 @@ class _Cycle:
             placement = lifecycle.plan_placement(
                 job, images, {rec.host: trial}, view,
                 lambda n: self.busy(n) or (n in rec.domains and not requeue), self.policy.flavors,
-                self.policy.images, self.policy.lifecycle, self.boots_left, now)
+                self.policy.lifecycle, self.boots_left, now)
         if placement is None:
             self.reclaim_failed.add(key)
             return False
@@ -1185,7 +1185,7 @@ class _Cycle:
                     s._set_status(vid, _STATE_SUSPENDED)
                 s._mark_domain(dname, DomainState.SUSPENDED if victims else DomainState.OCCUPIED, now)
         placement = lifecycle.plan_placement(job, images, {rec.host: room}, s.domains, self.busy,
-                                             self.policy.flavors, self.policy.images, self.policy.lifecycle,
+                                             self.policy.flavors, self.policy.lifecycle,
                                              self.boots_left, now)
         if placement is None:   # cannot happen: the trial above found one on the same room
             raise AssertionError(f"owner reclaim for {job.id}: placement vanished")
@@ -1269,7 +1269,7 @@ class _Cycle:
                     {n: r for n, r in self.rooms.items() if job.features <= r.host.features}
                 placement = lifecycle.plan_placement(
                     job, images, rooms, s.domains, self.busy, self.policy.flavors,
-                    self.policy.images, lc, self.boots_left, now, inactive=self.inactive_by_image())
+                    lc, self.boots_left, now, inactive=self.inactive_by_image())
                 if placement is None:
                     failed.add(shape)
                     if not self.claimed_any:
@@ -1469,7 +1469,7 @@ class _Cycle:
                         image=image)
             while have < want and self.boots_left > 0:
                 p = lifecycle.plan_placement(probe, (image,), self.rooms, s.domains, self.busy, self.policy.flavors,
-                                             self.policy.images, lc, self.boots_left, self.now,
+                                             lc, self.boots_left, self.now,
                                              reclaimable=lambda d: False)
                 if p is None or p.new is None:
                     break

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 import attrs
 
-from vmsched.model import Domain, DomainState, Flavor, Host, Image, Job
+from vmsched.model import Domain, DomainState, Flavor, Host, Job
 from vmsched.plan import Action, BootDomain, ResumeDomain, ShutdownDomain, SuspendDomain
 from vmsched.policyfile import LifecyclePolicy
 
@@ -96,7 +96,7 @@ class Placement:
 
 
 def plan_placement(job: Job, images: Iterable[str], rooms: Mapping[str, HostRoom], domains: Mapping[str, Domain],
-                   busy: Callable[[str], bool], flavors: Mapping[str, Flavor], all_images: Mapping[str, Image],
+                   busy: Callable[[str], bool], flavors: Mapping[str, Flavor],
                    policy: LifecyclePolicy, boots_left: int, now: float,
                    reclaimable: Callable[[Domain], bool] = lambda d: True,
                    inactive: Mapping[str, Iterable[str]] | None = None) -> Placement | None:
@@ -204,9 +204,6 @@ def plan_placement(job: Job, images: Iterable[str], rooms: Mapping[str, HostRoom
     name = _new_name(hname, image, domains, r.domains)
     r.take(cores, memory)
     r.domains.append(name)
-    boot_s = all_images[image].boot_s
-    if image not in r.host.cached_images:
-        boot_s += all_images[image].size_gb * policy.image_download_s_per_gb
     acts.append(BootDomain(name, hname, image, flavor.name, cores, memory))
     new = Domain(name, hname, image, flavor.name, DomainState.BOOTING, cores, memory, since=now)
     return Placement(tuple(acts), name, False, new)
