@@ -68,9 +68,12 @@ def find_owner_reclaim(job: Job, rank: Callable[[Job], int], rooms: Mapping[str,
             d = domains[dname]
             if not d.state.active:
                 continue
-            running = [jobs[j] for j in sorted(domain_jobs.get(dname, ())) if j in jobs]
-            # An idle domain is lifecycle's to switch, not a reclaim: nobody is displaced.
-            if not running or any(r.group == host.owner or r.vo == host.owner or rank(r) >= r_job for r in running):
+            inside = domain_jobs.get(dname, ())
+            running = [jobs[j] for j in sorted(inside) if j in jobs]
+            # An idle domain is lifecycle's to switch, not a reclaim: nobody is displaced. A
+            # domain holding suspended work already made room for a preemptor once; freezing
+            # it whole would later thaw those jobs together with the ones that took their place.
+            if not running or len(running) != len(inside) or any(r.group == host.owner or r.vo == host.owner or rank(r) >= r_job for r in running):
                 continue
             lost = sum(r.cores * max(0.0, now - (r.start_time if r.start_time is not None else now))
                        for r in running)
