@@ -138,6 +138,11 @@ class _LazyMatchResult(MatchResult):
         return tuple(zip(_ints(self._raw[2][:4 * n]),
                          map(rows.__getitem__, _ints(self._raw[3][:4 * n]))))
 
+    def pending_jobs(self) -> list[int]:
+        if "pending" in self._memo:
+            return [h for h, _ in self._memo["pending"]]
+        return _ints(self._raw[2])
+
     def materialize(self) -> MatchResult:
         return MatchResult(self.placed, self.pending, self.order)
 

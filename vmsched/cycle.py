@@ -118,6 +118,7 @@ _STATE_PENDING, _STATE_RUNNING, _STATE_HELD, _STATE_ROUTING, _STATE_BOUND, _STAT
 
 _GONE_KEEP = 200_000
 _HOLDS_ROOM = (DomainState.FREE, DomainState.RUNNING, DomainState.BOOTING)
+_INACTIVE = (DomainState.OCCUPIED, DomainState.SUSPENDED)
 
 # How the matcher sees each domain state. A domain closed for new work for one cycle (held
 # for a higher class, or for a VO under its share) is set to STARTING: its host room stays
@@ -128,6 +129,24 @@ _SLOT_OF = {DomainState.FREE: SLOT_ACTIVE, DomainState.RUNNING: SLOT_ACTIVE, Dom
 
 _REASON_WORDS = {Reason.NOT_ACTIVE: "not active", Reason.FULL: "full (per-domain job cap)",
                  Reason.CORES: "insufficient cores", Reason.MEMORY: "insufficient memory"}
+
+
+class _Shape:
+    """What a cycle asks of a pending job, the same for every job of that shape: its images,
+    size, features, queue, class and VO. Interned, so a shape is its own identity-hashed key
+    and a queue of thousands of jobs costs a cycle one decision per shape, not per job."""
+
+    __slots__ = ("images", "cores", "memory_mb", "features", "queue", "rank", "vo", "group", "image",
+                 "lifecycle_key")
+
+    def __init__(self, images, cores, memory_mb, features, queue, rank, vo, group, image):
+        self.images, self.cores, self.memory_mb, self.features = images, cores, memory_mb, features
+        self.queue, self.rank, self.vo, self.group, self.image = queue, rank, vo, group, image
+        # what lifecycle placement depends on (it ignores queue, class and VO)
+        self.lifecycle_key = (images, cores, memory_mb, features)
+
+
+_SHAPES_KEEP = 65_536
 
 
 class Scheduler:
@@ -170,6 +189,15 @@ class Scheduler:
         self._job_kinds_cache: dict[tuple, tuple[int, ...]] = {}
         self._images_cache: dict[tuple, tuple[str, ...]] = {}
         self._ranks: dict[str, tuple[tuple, int]] = {}
+        self._shapes: dict[tuple, _Shape] = {}          # interned job shapes
+        self._hshape: dict[int, _Shape] = {}            # matcher handle -> its job's shape
+        # domains per state, and idle-or-frozen (occupied, suspended) domains per image, kept
+        # as domains change so that a cycle never walks every domain of the site
+        self._by_state: dict[DomainState, set[str]] = {st: set() for st in DomainState}
+        self._inactive_img: dict[str, set[str]] = {}
+        self._owners_cache: tuple[int, dict[str, list[str]]] = (-1, {})
+        self._capacity_cache: tuple[int, int] = (-1, 0)
+        self._factors_pushed: tuple[Any, int] | None = None
         self._gone: OrderedDict[str, Job] = OrderedDict()   # recently vanished jobs, for late on_job_end
         top = {p[0] for p, _ in fs.shares if len(p) == 1}
         # image -> the top-level share VOs it serves (for the share between images)
@@ -198,6 +226,7 @@ class Scheduler:
         # turns idle or busy): a job shape that found no placement keeps failing until then.
         self._lifecycle_epoch = 0
         self._placement_failed: dict[tuple, int] = {}
+        self._rooms_version = 0     # bumped by any change of a domain (for the held cores)
         self._held: Counter = Counter()
         self._booting = 0
         self._held_at = -1
@@ -331,10 +360,16 @@ class Scheduler:
         old = self.domains.get(d.name)
         if old == d:
             return
-        self._lifecycle_epoch += 1
+        self._rooms_version += 1
+        # A free domain taking its first job only narrows what lifecycle can do; everything
+        # else may open a placement that failed before.
+        if not (old is not None and old.state is DomainState.FREE and d.state is DomainState.RUNNING
+                and attrs.evolve(old, state=d.state, since=d.since) == d):
+            self._lifecycle_epoch += 1
         host = self.hosts[d.host]
         if old is not None and (old.image, old.host, old.cores, old.memory_mb) == (d.image, d.host, d.cores, d.memory_mb):
             self.domains[d.name] = d
+            self._reindex(old, d)
             self.engine.set_slot_state(self._slot_h[d.name], self._slot_state(d))
             return
         if old is not None:
@@ -348,6 +383,7 @@ class Scheduler:
             self._next_slot += 1
         self._slot_h[d.name], self._slot_name[h] = h, d.name
         self.domains[d.name] = d
+        self._reindex(None, d)
         self.host_domains.setdefault(d.host, []).append(d.name)
         self.host_domains[d.host].sort()
         self.domain_jobs.setdefault(d.name, set())
@@ -373,7 +409,19 @@ class Scheduler:
         self.host_domains[d.host].remove(name)
         self.domain_jobs.pop(name, None)
         del self.domains[name]
+        self._reindex(d, None)
         self._domain_version += 1
+        self._rooms_version += 1
+
+    def _reindex(self, old: Domain | None, new: Domain | None) -> None:
+        if old is not None:
+            self._by_state[old.state].discard(old.name)
+            if old.state in _INACTIVE:
+                self._inactive_img[old.image].discard(old.name)
+        if new is not None:
+            self._by_state[new.state].add(new.name)
+            if new.state in _INACTIVE:
+                self._inactive_img.setdefault(new.image, set()).add(new.name)
 
     def _remember(self, job: Job) -> None:
         if job.state in (JobState.RUNNING, JobState.SUSPENDED):
@@ -388,6 +436,16 @@ class Scheduler:
         if r is None or r[0] != key:
             r = self._ranks[job.id] = (key, self.policy.preemption.rank(self.policy.preemption.class_of(job)))
         return r[1]
+
+    def _shape_of(self, job: Job, rank: int) -> _Shape:
+        key = (self.images_for(job), job.cores, job.memory_mb, job.features, job.queue, rank, job.vo, job.group,
+               job.image)
+        sh = self._shapes.get(key)
+        if sh is None:
+            if len(self._shapes) >= _SHAPES_KEEP:
+                self._shapes.clear()     # only sharing is lost: equal shapes compare by identity
+            sh = self._shapes[key] = _Shape(*key)
+        return sh
 
     def _entity(self, job: Job) -> int:
         path = (job.vo, job.group, job.user)
@@ -521,6 +579,7 @@ class Scheduler:
             self._never[job.id] = f"cannot be scheduled: {e}"
             return
         self._job_h[job.id], self._job_name[h] = h, job.id
+        self._hshape[h] = self._shape_of(job, rank)
         if st != _STATE_PENDING:
             try:
                 self.engine.start_job(h, self._slot_h[job.domain], job.start_time or 0.0)
@@ -528,7 +587,7 @@ class Scheduler:
                 # The server runs more in this domain than its size or cap allows. Trust the
                 # server, keep the job out of the matcher and the domain closed to new work.
                 self.engine.remove_job(h)
-                del self._job_h[job.id], self._job_name[h]
+                del self._job_h[job.id], self._job_name[h], self._hshape[h]
                 self.engine.set_slot_state(self._slot_h[job.domain], SLOT_STARTING)
 
     def remove_job(self, job_id: str) -> None:
@@ -543,6 +602,7 @@ class Scheduler:
         h = self._job_h.pop(job_id, None)
         if h is not None:
             del self._job_name[h]
+            self._hshape.pop(h, None)
             self.engine.remove_job(h)
             heapq.heappush(self._free_jobs, h)
         if job.domain is not None and job.domain in self.domain_jobs:
@@ -565,7 +625,7 @@ class Scheduler:
     # ------------------------------------------------------------------ the decision
     def _held_cores(self) -> Counter:
         """Cores each share VO's images hold in active or booting domains (cached per epoch)."""
-        if self._held_at != self._lifecycle_epoch:
+        if self._held_at != self._rooms_version:
             held: Counter = Counter()
             booting = 0
             share_vos = self._image_share_vos
@@ -577,18 +637,32 @@ class Scheduler:
                     if vos:
                         for vo in vos:
                             held[vo] += d.cores / len(vos)
-            self._held, self._booting, self._held_at = held, booting, self._lifecycle_epoch
+            self._held, self._booting, self._held_at = held, booting, self._rooms_version
         return self._held
+
+    def _owners(self) -> dict[str, list[str]]:
+        """Owner group -> its hosts (cached until hosts change; callers must not modify it)."""
+        if self._owners_cache[0] != self._topology:
+            owners: dict[str, list[str]] = {}
+            for hname, host in sorted(self.hosts.items()):
+                if host.owner is not None:
+                    owners.setdefault(host.owner, []).append(hname)
+            self._owners_cache = (self._topology, owners)
+        return self._owners_cache[1]
+
+    def _capacity(self) -> int:
+        """Cores of the hosts that are up (cached until hosts change)."""
+        if self._capacity_cache[0] != self._topology:
+            self._capacity_cache = (self._topology, sum(h.cores for h in self.hosts.values() if h.up))
+        return self._capacity_cache[1]
 
     def booting_count(self) -> int:
         self._held_cores()
         return self._booting
 
     def _domain_add(self, domain: str, jid: str) -> None:
-        jobs = self.domain_jobs[domain]
-        if not jobs:
-            self._lifecycle_epoch += 1     # an idle domain became busy
-        jobs.add(jid)
+        # An idle domain turning busy only narrows what lifecycle can do: no new epoch.
+        self.domain_jobs[domain].add(jid)
 
     def _domain_discard(self, domain: str, jid: str) -> None:
         jobs = self.domain_jobs[domain]
@@ -774,20 +848,11 @@ class _Cycle:
         self.held_back: set[str] = set()    # idle domains kept from over-share VOs this cycle
         self.opened = 0                     # domains opened by lifecycle so far in this cycle
         self.over_share: dict[str, str] = {}  # VO -> why its idle domains go to others this cycle
-        self._inactive: dict[str, list[str]] | None = None
-        self.owners: dict[str, list[str]] = {}  # owner group -> its hosts
-        for hname, host in sorted(s.hosts.items()):
-            if host.owner is not None:
-                self.owners.setdefault(host.owner, []).append(hname)
+        self.owners = s._owners()               # owner group -> its hosts
+        self._notes: dict[tuple, tuple[str, ...]] = {}
         self.reclaim_failed: set = set()    # job shapes that found nothing to reclaim
         self.default_rank = s.policy.preemption.rank(s.policy.preemption.default_class)
         self.boots_left = s.policy.lifecycle.max_concurrent_boots - s.booting_count()
-
-    @property
-    def claimed_any(self) -> bool:
-        """Whether this cycle has given out a domain yet. Before that, lifecycle sees exactly the
-        scheduler's state, so its failures can be remembered across cycles by epoch."""
-        return bool(self.claimed)
 
     def busy(self, name: str) -> bool:
         return bool(self.s.domain_jobs.get(name)) or name in self.claimed
@@ -795,7 +860,9 @@ class _Cycle:
     def run(self) -> Plan:
         s, now = self.s, self.now
         f = s.factors(now)
-        s.engine.set_factors([f.get(p, 0.0) for p, _ in sorted(s._entities.items(), key=lambda kv: kv[1])])
+        if s._factors_pushed != (id(f), len(s._entities)):   # the matcher has these already
+            s.engine.set_factors([f.get(p, 0.0) for p, _ in sorted(s._entities.items(), key=lambda kv: kv[1])])
+            s._factors_pushed = (id(f), len(s._entities))
         self.route()
         self.resume_suspended()
         held_back = self.held_back = self.image_share_holdback(f)
@@ -826,6 +893,11 @@ class _Cycle:
         for jid in sorted(s._listed[_STATE_HELD]):
             if jid not in self.pending:
                 self.pending[jid] = Pending(Verdict.NOT_NOW, f"job is held (state {s.jobs[jid].state.value})")
+        if any(not s.domain_jobs.get(n) for n in self.claimed):
+            # Domains this cycle set aside without giving them a job (switched out, booting
+            # for a job, evicted) are free to lifecycle again next cycle: what failed with
+            # them claimed may succeed then.
+            s._lifecycle_epoch += 1
         return Plan(now, tuple(self.actions), tuple(sorted(self.pending.items())), s.engine.name)
 
     # -- routing -----------------------------------------------------------------------
@@ -843,8 +915,8 @@ class _Cycle:
     # -- resume what preemption froze ----------------------------------------------------
     def resume_suspended(self) -> None:
         s = self.s
-        for name in sorted((n for n, d in s.domains.items() if d.state is DomainState.SUSPENDED
-                            and s.domain_jobs.get(n)), key=lambda n: (s.domains[n].since, n)):
+        for name in sorted((n for n in s._by_state[DomainState.SUSPENDED] if s.domain_jobs.get(n)),
+                           key=lambda n: (s.domains[n].since, n)):
             d = s.domains[name]
             room = self.rooms[d.host]
             if not room.host.up:
@@ -907,13 +979,12 @@ class _Cycle:
             if s.status.get(jid) == _STATE_PENDING:
                 waiting[s.jobs[jid].vo] -= s.jobs[jid].cores
         demand = {vo: waiting[vo] + running[vo] for vo in vo_share}
-        capacity = sum(h.cores for h in s.hosts.values() if h.up)
-        target = partition.targets(capacity, vo_share, demand)
+        target = partition.targets(s._capacity(), vo_share, demand)
         over = partition.over_share(held, target, waiting)
         out = set()
         if not over:
             return out
-        for name in sorted(s.domains):
+        for name in sorted(s._by_state[DomainState.FREE]):
             d = s.domains[name]
             img = self.policy.images.get(d.image)
             if d.state is DomainState.FREE and not s.domain_jobs.get(name) and img is not None \
@@ -963,7 +1034,7 @@ class _Cycle:
             else:
                 res = s.engine.match(self.now, w.fairshare, w.klass, w.age, self.policy.max_starts_per_cycle)
                 placed = list(res.placed)
-                unplaced = [h for h, _ in res.pending]
+                unplaced = res.pending_jobs()
             flt = s.plugins.get("filter")
             for h, slot in placed:
                 jid, dname = s._job_name[h], s._slot_name[slot]
@@ -1056,16 +1127,17 @@ class _Cycle:
             return unplaced          # nobody waiting outranks anybody: no preemption to search
         left = []
         tried: set = set()
+        shapes = s._hshape
         for h in unplaced:
             jid = s._job_name.get(h)
             if jid is None:
                 continue
-            job = s.jobs[jid]
-            rank = self._rank(job)
+            shape = shapes[h]
+            rank = shape.rank
             if rank <= lowest and not self.owners:
                 left.append(h)
                 continue
-            shape = (s._job_kinds(job), job.cores, job.memory_mb, rank)
+            job = s.jobs[jid]
             victims = None
             if rank > lowest and shape not in tried:
                 victims = s.engine.find_victims(h, s.mode, self.now)
@@ -1212,31 +1284,32 @@ class _Cycle:
         s, now = self.s, self.now
         lc = self.policy.lifecycle
         booting_for: dict[str, list[Domain]] = {}
-        for d in s.domains.values():
-            if d.state is DomainState.BOOTING and not s.domain_jobs.get(d.name):
-                booting_for.setdefault(d.image, []).append(d)
+        for name in sorted(s._by_state[DomainState.BOOTING]):
+            if not s.domain_jobs.get(name):
+                booting_for.setdefault(s.domains[name].image, []).append(s.domains[name])
         promised: Counter = Counter()
         bound = {s.jobs[j].domain for j in s._listed[_STATE_BOUND]}
         failed: set = set()
         # A job shape that found nothing finds nothing again until a domain opens in this
         # phase: with thousands of queued jobs, most of them are the same few shapes.
-        dead: dict[tuple, int] = {}
+        dead: dict[_Shape, int] = {}
         can_skip = "filter" not in s.plugins
+        names, status, shapes, waiting = s._job_name, s.status, s._hshape, self.waiting
         for h in unplaced:
-            jid = s._job_name.get(h)
-            if jid is None or s.status.get(jid) != _STATE_PENDING:
+            jid = names.get(h)
+            if jid is None or status.get(jid) != _STATE_PENDING:
+                continue
+            sh = shapes[h]
+            if can_skip and dead.get(sh) == self.opened:
+                waiting[jid] = (h, self._capacity_notes(jid, sh))
                 continue
             job = s.jobs[jid]
-            images = s.images_for(job)
-            key = (images, job.cores, job.memory_mb, job.features, job.queue, self._rank(job))
-            if can_skip and dead.get(key) == self.opened:
-                self.waiting[jid] = (h, self._capacity_notes(jid))
-                continue
+            images = sh.images
             # Domains activated earlier in this phase may take more jobs: fill them first.
             slot = s.engine.best_slot(h)
             if slot is None and self.reserved:
                 slot = self._reserved_slot(h, job)
-            if slot is None and held_back and self._rank(job) > self.default_rank:
+            if slot is None and held_back and sh.rank > self.default_rank:
                 slot = self._held_back_slot(h, job, held_back)
             if slot is not None and self._vetoed(jid, s._slot_name[slot]):
                 slot = None
@@ -1249,7 +1322,7 @@ class _Cycle:
                 continue
             wait = None
             for img in images:
-                for d in sorted(booting_for.get(img, ()), key=lambda d: d.name):
+                for d in booting_for.get(img, ()):
                     if d.cores >= job.cores and d.memory_mb >= job.memory_mb and promised[d.name] < 1 \
                             and job.features <= s.hosts[d.host].features and d.name not in bound:
                         wait = d
@@ -1258,48 +1331,45 @@ class _Cycle:
                     break
             if wait is not None:
                 promised[wait.name] += 1
-                self.waiting[jid] = (h, [f"waiting for domain {wait.name} to boot"])
+                waiting[jid] = (h, (f"waiting for domain {wait.name} to boot",))
                 continue
-            shape = (images, job.cores, job.memory_mb, job.features)
+            shape = sh.lifecycle_key
             placement = None
-            if s._placement_failed.get(shape) == s._lifecycle_epoch and not self.claimed_any:
-                failed.add(shape)      # nothing lifecycle looks at changed since it last failed
+            # Nothing lifecycle looks at has opened up since this shape last failed (claims
+            # made in this cycle only narrow it; the epoch moves at the end of the cycle if
+            # they are given back).
+            if s._placement_failed.get(shape) == s._lifecycle_epoch:
+                failed.add(shape)
             if shape not in failed and images:
                 rooms = self.rooms if not job.features else \
                     {n: r for n, r in self.rooms.items() if job.features <= r.host.features}
                 placement = lifecycle.plan_placement(
                     job, images, rooms, s.domains, self.busy, self.policy.flavors,
-                    lc, self.boots_left, now, inactive=self.inactive_by_image())
+                    lc, self.boots_left, now, inactive=s._inactive_img)
                 if placement is None:
                     failed.add(shape)
-                    if not self.claimed_any:
-                        s._placement_failed[shape] = s._lifecycle_epoch
+                    s._placement_failed[shape] = s._lifecycle_epoch
             if placement is None:
-                self.waiting[jid] = (h, self._capacity_notes(jid))
-                dead[key] = self.opened
+                waiting[jid] = (h, self._capacity_notes(jid, sh))
+                dead[sh] = self.opened
                 continue
             self._apply_placement(h, jid, job, placement)
             if placement.ready:
                 self.opened += 1
 
-    def inactive_by_image(self) -> dict[str, list[str]]:
-        """Occupied or suspended domains per image, as they were when first asked this cycle
-        (domains switched out later in the cycle wait for the next one)."""
-        if self._inactive is None:
-            self._inactive = {}
-            for name, d in self.s.domains.items():
-                if d.state in (DomainState.OCCUPIED, DomainState.SUSPENDED):
-                    self._inactive.setdefault(d.image, []).append(name)
-        return self._inactive
-
-    def _capacity_notes(self, jid: str) -> list[str]:
+    def _capacity_notes(self, jid: str, sh: _Shape) -> tuple[str, ...]:
+        """What to add to a capacity wait's reason; the same tuple for every job that shares
+        it, so that reasons group by identity."""
         lc = self.policy.lifecycle
-        notes = [self.notes[jid]] if jid in self.notes else []
-        share = self.over_share.get(self.s.jobs[jid].vo) if self.over_share else None
-        if share:
-            notes.append(share)
-        if lc.dynamic_boot and self.boots_left <= 0:
-            notes.append(f"boot limit reached ({lc.max_concurrent_boots} under way)")
+        limited = lc.dynamic_boot and self.boots_left <= 0
+        key = (sh.vo, limited)
+        notes = self._notes.get(key)
+        if notes is None:
+            share = self.over_share.get(sh.vo) if self.over_share else None
+            notes = self._notes[key] = ((share,) if share else ()) + \
+                ((f"boot limit reached ({lc.max_concurrent_boots} under way)",) if limited else ())
+        if jid in self.notes:
+            notes = (self.notes[jid],) + notes
         return notes
 
     def explain_waiting(self) -> None:
@@ -1307,30 +1377,30 @@ class _Cycle:
         reads must match what the cluster looks like after this plan, not halfway through."""
         s = self.s
         total = len(s.domains)
-        texts: dict = {}
-        made: dict = {}
+        texts: dict[_Shape, str] = {}
+        made: dict[tuple, Pending] = {}
+        names, status, shapes, pending = s._job_name, s.status, s._hshape, self.pending
         for jid, (h, notes) in self.waiting.items():
-            if s.status.get(jid) != _STATE_PENDING or s._job_name.get(h) != jid:
+            if status.get(jid) != _STATE_PENDING or names.get(h) != jid:
                 continue
-            job = s.jobs[jid]
-            key = (job.vo, job.group, job.image, job.queue, job.cores, job.memory_mb, job.features)
-            base = texts.get(key)
-            if base is None:
-                base = texts[key] = self._reason_text(job, s.engine.reasons(h), total)
-            held = self._held_for_higher(job)
-            if held:
-                notes = [f"{held} of them held for higher-class jobs while preempted work waits"] + notes
-            full = (key, tuple(notes))
+            sh = shapes[h]
+            full = (sh, notes)
             p = made.get(full)
             if p is None:
-                p = made[full] = Pending(Verdict.NOT_NOW, "; ".join([base] + notes))
-            self.pending[jid] = p
+                base = texts.get(sh)
+                if base is None:
+                    base = texts[sh] = self._reason_text(sh, s.engine.reasons(h), total)
+                held = self._held_for_higher(sh)
+                if held:
+                    notes = (f"{held} of them held for higher-class jobs while preempted work waits",) + notes
+                p = made[full] = Pending(Verdict.NOT_NOW, "; ".join((base,) + notes))
+            pending[jid] = p
 
-    def _held_for_higher(self, job: Job) -> int:
-        """Domains of the job's images that this cycle keeps for jobs of a higher class."""
+    def _held_for_higher(self, sh: _Shape) -> int:
+        """Domains of the shape's images that this cycle keeps for jobs of a higher class."""
         if not self.reserved:
             return 0
-        images, rank, s = set(self.s.images_for(job)), self._rank(job), self.s
+        images, rank, s = set(sh.images), sh.rank, self.s
         return sum(1 for n, need in self.reserved.items()
                    if rank < need and n in s.domains and s.domains[n].image in images)
 
@@ -1442,18 +1512,18 @@ class _Cycle:
         else:
             self.pending[jid] = Pending(Verdict.NOT_NOW, f"booting domain {placement.domain} for it")
 
-    def _reason_text(self, job: Job, counts, total: int) -> str:
+    def _reason_text(self, sh: _Shape, counts, total: int) -> str:
         s = self.s
         wrong = counts[Reason.WRONG_KIND]
         parts = []
         if wrong:
-            images = set(s.images_for(job))
+            images = set(sh.images)
             feat = sum(n for (img, f), k in s._kinds.items() for n in [s._kind_total[k]]
-                       if img in images and not job.features <= f)
+                       if img in images and not sh.features <= f)
             if wrong - feat:
                 parts.append(f"{wrong - feat} wrong image")
             if feat:
-                parts.append(f"{feat} missing feature {','.join(sorted(job.features))}")
+                parts.append(f"{feat} missing feature {','.join(sorted(sh.features))}")
         for r in (Reason.NOT_ACTIVE, Reason.FULL, Reason.CORES, Reason.MEMORY):
             if counts[r]:
                 parts.append(f"{counts[r]} {_REASON_WORDS[r]}")

@@ -142,6 +142,11 @@ class MatchResult:
         """The first n pending entries: the C engine's result decodes only these."""
         return self.pending[:n]
 
+    def pending_jobs(self) -> list[int]:
+        """The unplaced jobs in queue order, without their reason counts (which a cycle that
+        explains from its end state never reads)."""
+        return [h for h, _ in self.pending]
+
 
 @attrs.frozen(slots=True)
 class Victims:
