@@ -842,7 +842,9 @@ class _Cycle:
         self.notes: dict[str, str] = {}
         self.rooms = _Rooms(s)
         self.claimed: set[str] = set()   # domains this cycle already gave to a job or action
-        self.waiting: dict[str, tuple[int, list[str]]] = {}  # capacity waits, explained at the end
+        # capacity waits, explained at the end: (shape, notes) -> the jobs, in queue order
+        self.waits: dict[tuple[_Shape, tuple[str, ...]], list[str]] = {}
+        self.started_late: set[str] = set()  # waiting jobs that the second chance started
         self.requeued: dict[str, str] = {}  # jobs this cycle displaced, and by whom
         self.reserved: dict[str, int] = {}  # domain -> least class rank that may use it now
         self.held_back: set[str] = set()    # idle domains kept from over-share VOs this cycle
@@ -1245,7 +1247,6 @@ class _Cycle:
                     self.actions.append(RequeueJob(vid, by=job.id))
                     s.remove_job(vid)
                     s.set_job(attrs.evolve(vjob, state=JobState.QUEUED, domain=None, start_time=None))
-                    self.waiting.pop(vid, None)
                     self.requeued[vid] = f"requeued: host {rec.host}'s owner reclaimed it for job {job.id}"
                 self.actions.append(ShutdownDomain(dname))
                 room.domains.remove(dname)
@@ -1292,17 +1293,20 @@ class _Cycle:
         failed: set = set()
         # A job shape that found nothing finds nothing again until a domain opens in this
         # phase: with thousands of queued jobs, most of them are the same few shapes.
-        dead: dict[_Shape, int] = {}
+        # shape -> (domains opened when it found nothing, the wait its jobs join)
+        dead: dict[_Shape, tuple[int, list[str]]] = {}
         can_skip = "filter" not in s.plugins
-        names, status, shapes, waiting = s._job_name, s.status, s._hshape, self.waiting
+        names, status, shapes, notes = s._job_name, s.status, s._hshape, self.notes
         for h in unplaced:
             jid = names.get(h)
             if jid is None or status.get(jid) != _STATE_PENDING:
                 continue
             sh = shapes[h]
-            if can_skip and dead.get(sh) == self.opened:
-                waiting[jid] = (h, self._capacity_notes(jid, sh))
-                continue
+            if can_skip:
+                gone = dead.get(sh)
+                if gone is not None and gone[0] == self.opened and jid not in notes:
+                    gone[1].append(jid)
+                    continue
             job = s.jobs[jid]
             images = sh.images
             # Domains activated earlier in this phase may take more jobs: fill them first.
@@ -1331,7 +1335,7 @@ class _Cycle:
                     break
             if wait is not None:
                 promised[wait.name] += 1
-                waiting[jid] = (h, (f"waiting for domain {wait.name} to boot",))
+                self._wait(jid, sh, (f"waiting for domain {wait.name} to boot",))
                 continue
             shape = sh.lifecycle_key
             placement = None
@@ -1350,12 +1354,23 @@ class _Cycle:
                     failed.add(shape)
                     s._placement_failed[shape] = s._lifecycle_epoch
             if placement is None:
-                waiting[jid] = (h, self._capacity_notes(jid, sh))
-                dead[sh] = self.opened
+                group = self._wait(jid, sh, self._capacity_notes(jid, sh))
+                if jid not in notes:      # a job with its own note waits in a group of its own
+                    dead[sh] = (self.opened, group)
                 continue
+            boots_left = self.boots_left
             self._apply_placement(h, jid, job, placement)
             if placement.ready:
                 self.opened += 1
+            elif self.boots_left != boots_left:
+                dead.clear()      # the notes of later waits may now say the boot limit is reached
+
+    def _wait(self, jid: str, sh: _Shape, notes: tuple[str, ...]) -> list[str]:
+        group = self.waits.get((sh, notes))
+        if group is None:
+            group = self.waits[(sh, notes)] = []
+        group.append(jid)
+        return group
 
     def _capacity_notes(self, jid: str, sh: _Shape) -> tuple[str, ...]:
         """What to add to a capacity wait's reason; the same tuple for every job that shares
@@ -1379,22 +1394,19 @@ class _Cycle:
         total = len(s.domains)
         texts: dict[_Shape, str] = {}
         made: dict[tuple, Pending] = {}
-        names, status, shapes, pending = s._job_name, s.status, s._hshape, self.pending
-        for jid, (h, notes) in self.waiting.items():
-            if status.get(jid) != _STATE_PENDING or names.get(h) != jid:
-                continue
-            sh = shapes[h]
-            full = (sh, notes)
-            p = made.get(full)
-            if p is None:
-                base = texts.get(sh)
-                if base is None:
-                    base = texts[sh] = self._reason_text(sh, s.engine.reasons(h), total)
-                held = self._held_for_higher(sh)
-                if held:
-                    notes = (f"{held} of them held for higher-class jobs while preempted work waits",) + notes
-                p = made[full] = Pending(Verdict.NOT_NOW, "; ".join((base,) + notes))
-            pending[jid] = p
+        late = self.started_late
+        for (sh, notes), jids in self.waits.items():
+            if late:
+                jids = [j for j in jids if j not in late]
+                if not jids:
+                    continue
+            base = texts.get(sh)
+            if base is None:
+                base = texts[sh] = self._reason_text(sh, s.engine.reasons(s._job_h[jids[0]]), total)
+            held = self._held_for_higher(sh)
+            if held:
+                notes = (f"{held} of them held for higher-class jobs while preempted work waits",) + notes
+            self.pending.update(dict.fromkeys(jids, Pending(Verdict.NOT_NOW, "; ".join((base,) + notes))))
 
     def _held_for_higher(self, sh: _Shape) -> int:
         """Domains of the shape's images that this cycle keeps for jobs of a higher class."""
@@ -1415,19 +1427,24 @@ class _Cycle:
         for name in back:
             s.engine.set_slot_state(s._slot_h[name], SLOT_ACTIVE)
         w = self.policy.priority
+        waiting = {j for jids in self.waits.values() for j in jids}
+        nofit: set[_Shape] = set()     # starting jobs only fills domains: no slot stays no slot
         for h in s.engine.order(now, w.fairshare, w.klass, w.age):
             jid = s._job_name[h]
-            if jid not in self.waiting or s.status.get(jid) != _STATE_PENDING:
+            if jid not in waiting or s._hshape[h] in nofit:
                 continue
             slot = s.engine.best_slot(h)
-            if slot is None or self._vetoed(jid, s._slot_name[slot]):
+            if slot is None:
+                nofit.add(s._hshape[h])
+                continue
+            if self._vetoed(jid, s._slot_name[slot]):
                 continue
             dname = s._slot_name[slot]
             self.actions.append(RunJob(jid, dname))
             s.engine.start_job(h, slot, now)
             s._mark_running(jid, dname, now, via_engine=True)
             self.claimed.add(dname)
-            del self.waiting[jid]
+            self.started_late.add(jid)
 
     def _rank(self, job: Job) -> int:
         return self.s.rank_of(job)
