@@ -278,6 +278,28 @@ def test_more_usage_never_raises_a_leaf_factor(tree, usage, leaf, more):
     assert after <= before * (1 + 1e-12), (before, after)
 
 
+@settings(max_examples=150, deadline=None)
+@given(tree=share_trees(),
+       rounds=st.lists(st.tuples(st.dictionaries(PATHS, st.floats(min_value=0, max_value=1e12), max_size=8),
+                                 st.lists(PATHS, max_size=3)), min_size=1, max_size=6))
+def test_a_warm_layout_cache_gives_what_a_fresh_policy_gives(tree, rounds):
+    """The tree layout is kept per set of entities: factors and figures after any history of
+    questions are exactly those of a FairShare asked for the first time."""
+    warm = FairShare(tree, half_life_s=3600)
+    for usage, extra in rounds:
+        assert warm.factors(usage, extra) == FairShare(tree, half_life_s=3600).factors(usage, extra)
+        assert warm.figures(usage, extra) == FairShare(tree, half_life_s=3600).figures(usage, extra)
+
+
+def test_a_cached_layout_still_rejects_bad_usage():
+    policy = FairShare(ShareTree.from_entries([(("a",), 1.0)]), half_life_s=3600)
+    policy.factors({("a", "g", "u"): 1.0})
+    with pytest.raises(ValueError, match="usage must be a finite number"):
+        policy.factors({("a", "g", "u"): float("nan")})
+    with pytest.raises(ValueError, match="path must be a non-empty tuple"):
+        policy.factors({("a", "g", "u"): 1.0, ("a", ""): 1.0})
+
+
 # ---------------------------------------------------------------------------------------
 # Convergence under saturating demand, through a real UsageStore
 # ---------------------------------------------------------------------------------------

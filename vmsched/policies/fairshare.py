@@ -232,42 +232,69 @@ class FairShare:
     half_life_s: float = attrs.field(converter=_to_float, validator=_positive_finite)
     floor: float = attrs.field(default=0.0, converter=_to_float, validator=_non_negative_finite)
 
-    def figures(self, usage: Mapping[EntityPath, float],
-                extra_paths: Iterable[EntityPath] = ()) -> dict[EntityPath, FairShareFigures]:
-        """All figures for every listed entity, every entity with usage and every entity in
-        ``extra_paths`` (owners of queued jobs with no usage yet), and their ancestors."""
+    _layouts: dict = attrs.field(factory=dict, init=False, eq=False, repr=False)
+
+    def _checked(self, usage: Mapping[EntityPath, float], extra: tuple[EntityPath, ...],
+                 known: frozenset | None) -> dict[EntityPath, float]:
+        """Usage as floats, every problem raised at once; paths of a cached layout are known
+        to be well formed, so only their amounts are checked again."""
         checked: dict[EntityPath, float] = {}
         problems: list[str] = []
         for path, amount in usage.items():
-            problem = _path_problem(path)
-            if problem:
-                problems.append(problem)
-                continue
+            if known is None or path not in known:
+                problem = _path_problem(path)
+                if problem:
+                    problems.append(problem)
+                    continue
             if isinstance(amount, bool) or not isinstance(amount, (int, float)) \
                     or not math.isfinite(amount) or amount < 0:
                 problems.append(f"entity {show_path(path)}: usage must be a finite number >= 0, got {amount!r}")
                 continue
             checked[path] = float(amount)
-        extra = tuple(extra_paths)
         for path in extra:
-            problem = _path_problem(path)
-            if problem:
-                problems.append(problem)
+            if known is None or path not in known:
+                problem = _path_problem(path)
+                if problem:
+                    problems.append(problem)
         if problems:
             raise ValueError("; ".join(problems))
+        return checked
 
+    def _layout(self, paths: frozenset) -> tuple:
+        """The tree's shape for these entities: each node (parents first) with its raw and
+        normalised share and the weight it inherits with. It changes only when an entity
+        appears or goes, while usage changes every time, so it is kept (a few at most)."""
+        lay = self._layouts.get(paths)
+        if lay is not None:
+            return lay
         tree = self.tree
         raw_share: dict[EntityPath, float] = dict(tree.entries)
-        for path in (*checked, *extra):
+        for path in paths:
             for depth in range(1, len(path) + 1):
                 prefix = path[:depth]
                 if prefix not in raw_share:
                     raw_share[prefix] = tree.default_share
-
         sibling_total: dict[EntityPath, float] = defaultdict(float)
         for path, share in raw_share.items():
             sibling_total[path[:-1]] += share
+        normalized_share: dict[EntityPath, float] = {ROOT: 1.0}
+        nodes = []
+        for path in sorted(raw_share, key=len):  # parents before children
+            parent = path[:-1]
+            weight = min(1.0, raw_share[path] / sibling_total[parent])
+            s_norm = normalized_share[path] = normalized_share[parent] * weight
+            nodes.append((path, parent, raw_share[path], weight, s_norm))
+        if len(self._layouts) >= 8:
+            self._layouts.clear()
+        lay = self._layouts[paths] = (tuple(nodes), frozenset(raw_share))
+        return lay
 
+    def _compute(self, usage: Mapping[EntityPath, float], extra_paths: Iterable[EntityPath]):
+        extra = tuple(extra_paths)
+        key = frozenset(usage.keys()).union(extra)
+        lay = self._layouts.get(key)
+        checked = self._checked(usage, extra, lay[1] if lay is not None else None)
+        nodes, _ = self._layout(key)
         # Only ratios of usage matter; scaling keeps sums of huge usages finite.
         largest = max(checked.values(), default=0.0)
         scale = 1.0 / largest if largest * (len(checked) + 1) > 1e300 else 1.0
@@ -276,32 +303,34 @@ class FairShare:
             for depth in range(len(path) + 1):
                 subtree[path[:depth]] += amount * scale
         total = subtree[ROOT]
-
-        normalized_share: dict[EntityPath, float] = {ROOT: 1.0}
         effective: dict[EntityPath, float] = {ROOT: 0.0}
-        result: dict[EntityPath, FairShareFigures] = {}
-        for path in sorted(raw_share, key=len):  # parents before children
-            parent = path[:-1]
-            weight = min(1.0, raw_share[path] / sibling_total[parent])
-            s_norm = normalized_share[parent] * weight
+        rows = []
+        for path, parent, raw, weight, s_norm in nodes:
             u_norm = min(1.0, subtree.get(path, 0.0) / total) if total > 0.0 else 0.0
             if parent == ROOT:
                 u_eff = u_norm
             else:
                 u_eff = u_norm + (effective[parent] - u_norm) * weight
-            u_eff = min(1.0, max(0.0, u_eff))
-            normalized_share[path] = s_norm
-            effective[path] = u_eff
-            result[path] = FairShareFigures(
-                path=path, raw_share=raw_share[path], normalized_share=s_norm,
-                usage=subtree.get(path, 0.0) / scale, normalized_usage=u_norm,
-                effective_usage=u_eff, factor=_factor(u_eff, s_norm), listed=tree.is_listed(path))
-        return result
+            u_eff = effective[path] = min(1.0, max(0.0, u_eff))
+            rows.append((path, raw, s_norm, u_norm, u_eff))
+        return rows, subtree, scale
+
+    def figures(self, usage: Mapping[EntityPath, float],
+                extra_paths: Iterable[EntityPath] = ()) -> dict[EntityPath, FairShareFigures]:
+        """All figures for every listed entity, every entity with usage and every entity in
+        ``extra_paths`` (owners of queued jobs with no usage yet), and their ancestors."""
+        rows, subtree, scale = self._compute(usage, extra_paths)
+        return {path: FairShareFigures(
+                    path=path, raw_share=raw, normalized_share=s_norm, usage=subtree.get(path, 0.0) / scale,
+                    normalized_usage=u_norm, effective_usage=u_eff, factor=_factor(u_eff, s_norm),
+                    listed=self.tree.is_listed(path))
+                for path, raw, s_norm, u_norm, u_eff in rows}
 
     def factors(self, usage: Mapping[EntityPath, float],
                 extra_paths: Iterable[EntityPath] = ()) -> dict[EntityPath, float]:
         """Factor in (0, 1] per entity (see :meth:`figures` for which entities)."""
-        return {path: fig.factor for path, fig in self.figures(usage, extra_paths).items()}
+        rows, _, _ = self._compute(usage, extra_paths)
+        return {path: _factor(u_eff, s_norm) for path, _raw, s_norm, _un, u_eff in rows}
 
     def factor(self, path: EntityPath, usage: Mapping[EntityPath, float]) -> float:
         """The factor of one entity; an unlisted entity without usage is placed in the tree
