@@ -155,6 +155,42 @@ class ClusterMachine(RuleBasedStateMachine):
             assert got[p] == pytest.approx(expect[p], rel=1e-6, abs=1e-9)
 
 
+    @invariant()
+    def indexes_match_a_full_recount(self):
+        """Everything the Scheduler keeps incrementally so that a cycle never walks every
+        job or domain equals a recount: domains per state, inactive domains per image,
+        pending jobs per image, per-VO cores, and each matcher handle's job shape."""
+        if not hasattr(self, "snap"):
+            return
+        from collections import Counter
+        from vmsched.model import DomainState
+        s = self.sched
+        for st in DomainState:
+            assert s._by_state[st] == {n for n, d in s.domains.items() if d.state is st}, st
+        inactive = {}
+        for n, d in s.domains.items():
+            if d.state in (DomainState.OCCUPIED, DomainState.SUSPENDED):
+                inactive.setdefault(d.image, set()).add(n)
+        assert {i: v for i, v in s._inactive_img.items() if v} == inactive
+        img_pending, vo_cores = Counter(), Counter()
+        for jid, st in s.status.items():
+            j = s.jobs[jid]
+            if st == "pending":
+                img_pending.update(s.images_for(j))
+            if st in ("pending", "running"):
+                vo_cores[(st, j.vo)] += j.cores
+        def nonzero(c):   # (a negative count must show, so not Counter's unary +)
+            return {k: v for k, v in c.items() if v != 0}
+        assert nonzero(s._img_pending) == img_pending
+        assert nonzero(s._vo_cores) == vo_cores
+        for jid, h in s._job_h.items():
+            sh = s._hshape[h]
+            j = s.jobs[jid]
+            assert (sh.images, sh.cores, sh.memory_mb, sh.features, sh.queue, sh.rank, sh.vo) == \
+                (s.images_for(j), j.cores, j.memory_mb, j.features, j.queue, s.rank_of(j), j.vo)
+        assert set(s._hshape) == set(s._job_name)
+
+
 ClusterMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=25, deadline=None,
                                             suppress_health_check=[HealthCheck.too_slow])
 TestCluster = ClusterMachine.TestCase

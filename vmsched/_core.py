@@ -76,12 +76,16 @@ def _check(rc: int, what: str) -> None:
         raise cls(f"{what}: {_MESSAGES.get(rc, f'error {rc}')} (code {rc})")
 
 
-def _call(fn, what: str, *args) -> None:
+def _call(fn, what, *args) -> None:
+    """Call into the core; ``what`` names the call in an error, as a string or, on the hot
+    paths, a function making the string (formatting it on every call cost more than the
+    call itself)."""
     try:
         rc = fn(*args)
     except (OverflowError, TypeError) as exc:  # a value C cannot even hold
-        raise EngineError(f"{what}: {exc}") from None
-    _check(rc, what)
+        raise EngineError(f"{what() if callable(what) else what}: {exc}") from None
+    if rc != 0:
+        _check(rc, what() if callable(what) else what)
 
 
 def _ints(raw: bytes) -> list[int]:
@@ -206,7 +210,7 @@ class CEngine:
               kind, cores, memory, state)
 
     def set_slot_state(self, slot, state) -> None:
-        _call(_lib.core_set_slot_state, f"set_slot_state({slot}, {state!r})", self._core, slot,
+        _call(_lib.core_set_slot_state, lambda: f"set_slot_state({slot}, {state!r})", self._core, slot,
               state)
 
     def set_slot_active(self, slot, active) -> None:
@@ -219,19 +223,20 @@ class CEngine:
 
     def add_job(self, job, kinds: Sequence[int], cores, memory, cap, rank, entity, submit) -> None:
         kinds = list(kinds)
-        what = f"add_job({job})"
+        def what():
+            return f"add_job({job})"
         try:
             buf = _ffi.new("int64_t[]", kinds) if kinds else _ffi.NULL
         except (OverflowError, TypeError) as exc:
-            raise EngineError(f"{what}: kinds: {exc}") from None
+            raise EngineError(f"{what()}: kinds: {exc}") from None
         _call(_lib.core_add_job, what, self._core, job, buf, len(kinds), cores, memory, cap,
               rank, entity, submit)
 
     def remove_job(self, job) -> None:
-        _call(_lib.core_remove_job, f"remove_job({job})", self._core, job)
+        _call(_lib.core_remove_job, lambda: f"remove_job({job})", self._core, job)
 
     def start_job(self, job, slot, now) -> None:
-        _call(_lib.core_start_job, f"start_job({job}, slot {slot})", self._core, job, slot, now)
+        _call(_lib.core_start_job, lambda: f"start_job({job}, slot {slot})", self._core, job, slot, now)
 
     def suspend_job(self, job) -> None:
         _call(_lib.core_suspend_job, f"suspend_job({job})", self._core, job)
@@ -260,7 +265,7 @@ class CEngine:
 
     # ----------------------------------------------------------------- the cycle
     def priority(self, h: int, now: float, w_fs: float, w_class: float, w_age: float) -> float:
-        _call(_lib.match_priority, f"priority({h})", self._core, h, now, w_fs, w_class, w_age,
+        _call(_lib.match_priority, lambda: f"priority({h})", self._core, h, now, w_fs, w_class, w_age,
               self._prio)
         return self._prio[0]
 
@@ -272,12 +277,12 @@ class CEngine:
         return _ffi.unpack(buf, got[0])
 
     def best_slot(self, job: int) -> int | None:
-        _call(_lib.match_best_slot, f"best_slot({job})", self._core, job, self._slot)
+        _call(_lib.match_best_slot, lambda: f"best_slot({job})", self._core, job, self._slot)
         s = self._slot[0]
         return None if s < 0 else s
 
     def reasons(self, job: int) -> tuple[int, int, int, int, int]:
-        _call(_lib.reasons_for_job, f"reasons({job})", self._core, job, self._counts)
+        _call(_lib.reasons_for_job, lambda: f"reasons({job})", self._core, job, self._counts)
         return tuple(_ffi.unpack(self._counts, 5))
 
     def _pending_count(self) -> int:

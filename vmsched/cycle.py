@@ -191,6 +191,7 @@ class Scheduler:
         self._ranks: dict[str, tuple[tuple, int]] = {}
         self._shapes: dict[tuple, _Shape] = {}          # interned job shapes
         self._hshape: dict[int, _Shape] = {}            # matcher handle -> its job's shape
+        self._reason_texts: dict[tuple, str] = {}       # (shape, counts, domains) -> the reason's text
         # domains per state, and idle-or-frozen (occupied, suspended) domains per image, kept
         # as domains change so that a cycle never walks every domain of the site
         self._by_state: dict[DomainState, set[str]] = {st: set() for st in DomainState}
@@ -210,6 +211,7 @@ class Scheduler:
         self._vo_rank_pending: dict[str, bool] = {}    # pending jobs above the lowest class
         self._run_agg: dict[tuple[str, ...], list] = {}   # entity -> [sum w, sum w*start, jobs] running
         self._vo_cores: Counter = Counter()            # (status, vo) -> cores of pending/running jobs
+        self._img_pending: Counter = Counter()         # image -> pending jobs that may use it
         self._stored: dict[tuple[str, ...], tuple[float, float]] | None = None
         self._factors: dict[tuple[str, ...], float] | None = None
         self._factors_at = 0.0
@@ -677,7 +679,7 @@ class Scheduler:
         without a scan of all jobs each cycle."""
         old = self._contrib.pop(jid, None)
         if old is not None:
-            path, w, ws, vo, cores, was = old
+            path, w, ws, vo, cores, was, images = old
             if was == _STATE_RUNNING:
                 agg = self._run_agg[path]
                 agg[0] -= w
@@ -686,6 +688,9 @@ class Scheduler:
                 if agg[2] == 0:
                     del self._run_agg[path]
             self._vo_cores[(was, vo)] -= cores
+            if was == _STATE_PENDING:
+                for img in images:
+                    self._img_pending[img] -= 1
         was = self.status.get(jid)
         if was in self._listed:
             self._listed[was].discard(jid)
@@ -713,7 +718,10 @@ class Scheduler:
                 agg[1] += ws
                 agg[2] += 1
             self._vo_cores[(st, j.vo)] += j.cores
-            self._contrib[jid] = (path, w, ws, j.vo, j.cores, st)
+            images = self.images_for(j) if st == _STATE_PENDING else ()
+            for img in images:
+                self._img_pending[img] += 1
+            self._contrib[jid] = (path, w, ws, j.vo, j.cores, st, images)
 
     def _stored_usage(self, now: float) -> dict[tuple[str, ...], float]:
         """Charged usage decayed to ``now``, from a copy kept in memory beside the store:
@@ -989,6 +997,8 @@ class _Cycle:
         for name in sorted(s._by_state[DomainState.FREE]):
             d = s.domains[name]
             img = self.policy.images.get(d.image)
+            if not s._img_pending[d.image]:
+                continue          # no waiting job could take it: holding it back would change nothing
             if d.state is DomainState.FREE and not s.domain_jobs.get(name) and img is not None \
                     and img.vos & set(vo_share) and (img.vos & set(vo_share)) <= over:
                 s.engine.set_slot_state(s._slot_h[name], SLOT_STARTING)
@@ -1402,7 +1412,14 @@ class _Cycle:
                     continue
             base = texts.get(sh)
             if base is None:
-                base = texts[sh] = self._reason_text(sh, s.engine.reasons(s._job_h[jids[0]]), total)
+                counts = s.engine.reasons(s._job_h[jids[0]])
+                key = (sh, counts, total, s._domain_version)
+                base = s._reason_texts.get(key)
+                if base is None:
+                    if len(s._reason_texts) >= 4096:
+                        s._reason_texts.clear()
+                    base = s._reason_texts[key] = self._reason_text(sh, counts, total)
+                texts[sh] = base
             held = self._held_for_higher(sh)
             if held:
                 notes = (f"{held} of them held for higher-class jobs while preempted work waits",) + notes
