@@ -881,7 +881,7 @@ class _Cycle:
         unplaced = self.match()
         unplaced = self.preempt(unplaced)
         self.place(unplaced, held_back)
-        self.second_chance(held_back)
+        self.second_chance(held_back, unplaced)
         if self.policy.lifecycle.dynamic_boot:
             # Domains a site defines statically (Magrathea) are never shut down: nothing
             # would boot them again.
@@ -1403,7 +1403,6 @@ class _Cycle:
         s = self.s
         total = len(s.domains)
         texts: dict[_Shape, str] = {}
-        made: dict[tuple, Pending] = {}
         late = self.started_late
         for (sh, notes), jids in self.waits.items():
             if late:
@@ -1433,9 +1432,9 @@ class _Cycle:
         return sum(1 for n, need in self.reserved.items()
                    if rank < need and n in s.domains and s.domains[n].image in images)
 
-    def second_chance(self, held_back: set[str]) -> None:
+    def second_chance(self, held_back: set[str], queue: list[int]) -> None:
         """Held-back domains that no under-share VO took this cycle go back to their own VO:
-        idle cores help nobody."""
+        idle cores help nobody. ``queue`` is what placement went through, in priority order."""
         s, now = self.s, self.now
         back = [n for n in sorted(held_back) if n not in self.claimed and n in s.domains
                 and s.domains[n].state is DomainState.FREE]
@@ -1443,12 +1442,24 @@ class _Cycle:
             return
         for name in back:
             s.engine.set_slot_state(s._slot_h[name], SLOT_ACTIVE)
-        w = self.policy.priority
-        waiting = {j for jids in self.waits.values() for j in jids}
         nofit: set[_Shape] = set()     # starting jobs only fills domains: no slot stays no slot
-        for h in s.engine.order(now, w.fairshare, w.klass, w.age):
+        groups = []
+        for (sh, _notes), jids in self.waits.items():
+            if sh not in nofit:
+                if s.engine.best_slot(s._job_h[jids[0]]) is None:
+                    nofit.add(sh)
+                else:
+                    groups.append(jids)
+        if not groups:
+            return
+        if len(groups) == 1:
+            order = [s._job_h[j] for j in groups[0]]
+        else:
+            waiting = {j for jids in groups for j in jids}
+            order = [h for h in queue if s._job_name.get(h) in waiting]
+        for h in order:
             jid = s._job_name[h]
-            if jid not in waiting or s._hshape[h] in nofit:
+            if s._hshape[h] in nofit:
                 continue
             slot = s.engine.best_slot(h)
             if slot is None:
