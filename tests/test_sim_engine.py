@@ -350,6 +350,32 @@ def test_report_totals_add_up(tmp_path):
     assert all(f.exists() for f in plot_compare(s, sim, s2, sim2, tmp_path))
 
 
+def test_share_under_saturation_counts_only_a_full_cluster(tmp_path):
+    """Both VOs waiting on an idle cluster is not saturation: a VO whose only waiting job is
+    too wide for any free host says nothing about fair share. The report keeps both measures,
+    and the full-cluster one is a part of the all-waiting one."""
+    # n1..n4 have 4 cores: two 4-core jobs per VO fill the cluster for an hour while one
+    # more job per VO waits behind them (saturated); later, short jobs on an idle cluster.
+    jobs = [(0, 3600, 4, 1, 1), (0, 3600, 4, 6, 1), (0, 3600, 4, 1, 1), (0, 3600, 4, 6, 1),
+            (10, 600, 4, 1, 1), (10, 600, 4, 6, 1),
+            (5000, 60, 1, 1, 1), (5000, 9000, 1, 6, 1)]
+    replay, sim = run(tmp_path, MAGRATHEA, jobs)
+    sim.run()
+    assert 0 < sim.saturated_s <= sim.all_waiting_s
+    for vo in sim.share_vos:
+        assert sim.sat_core_s_by_vo[vo] <= sim.all_waiting_core_s_by_vo[vo] + 1e-6
+    s = summarize(sim, policy_path="tiny.toml", trace_info=replay.trace_info, hosts_desc=replay.hosts_desc,
+                  assumptions=replay.assumptions, mapping_choices=replay.mapping_choices)
+    per_vo = s["share"]["per_vo"]
+    assert sum(v["achieved_saturated"] for v in per_vo.values()) == pytest.approx(1.0)
+    assert sum(v["achieved_all_waiting"] for v in per_vo.values()) == pytest.approx(1.0)
+    # saturated: the first hour, 8 cores each way (two 4-core jobs per VO), so 50/50
+    assert per_vo["meta"]["achieved_saturated"] == pytest.approx(0.5)
+    assert per_vo["meta"]["error_saturated_pp"] == pytest.approx(50.0 - 60.0)
+    assert s["share"]["all_waiting_fraction"] >= s["share"]["saturated_fraction"] > 0
+    assert "all waiting" in format_summary(s)
+
+
 # --------------------------------------------------------------------------- hypothesis
 
 job_st = st.tuples(st.integers(0, 4000), st.integers(0, 5000), st.sampled_from([1, 1, 1, 2, 4, 8]),

@@ -32,6 +32,10 @@ from vmsched.policyfile import Policy, initial_domains
 from vmsched.sim.mapping import SimJob, Unrunnable
 from vmsched.usage import UsageStore
 
+#: The cluster counts as full (for share under saturation and interactive latency under
+#: full load) while at least this fraction of its cores run jobs.
+FULL_LOAD = 0.9
+
 __all__ = ["Simulation", "SimulationError", "SimDomain", "END", "SHUTDOWN_DONE", "BOOT_DONE", "ARRIVAL", "TICK"]
 
 # Event kinds; the number is also the priority among events at the same instant: state
@@ -153,8 +157,10 @@ class Simulation:
         share_vos = [p[0] for p, _ in policy.fairshare.shares if len(p) == 1]
         present = {sj.job.vo for sj in self.order}
         self.share_vos = [v for v in share_vos if v in present]
-        self.saturated_s = 0.0
+        self.saturated_s = 0.0                 # every share VO waiting and the cluster full
         self.sat_core_s_by_vo: Counter = Counter()
+        self.all_waiting_s = 0.0               # every share VO waiting, whatever the load
+        self.all_waiting_core_s_by_vo: Counter = Counter()
         span = (self.order[-1].arrival - self.order[0].arrival) if self.order else 0.0
         self.bin_s = float(bin_s) if bin_s else max(self.interval, math.ceil(max(span, 1.0) / 400.0 / 60.0) * 60.0)
         self.bins_busy: list[float] = []
@@ -301,11 +307,16 @@ class Simulation:
             if c:
                 self.busy_core_s_by_vo[vo] += c * dt
         if self.share_vos and len(self.share_vos) > 1 and all(self.queued_by_vo[v] > 0 for v in self.share_vos):
-            self.saturated_s += dt
+            full = busy >= FULL_LOAD * self.capacity_cores
+            self.all_waiting_s += dt
+            if full:
+                self.saturated_s += dt
             for vo in self.share_vos:
                 c = self.busy_by_vo.get(vo, 0)
                 if c:
-                    self.sat_core_s_by_vo[vo] += c * dt
+                    self.all_waiting_core_s_by_vo[vo] += c * dt
+                    if full:
+                        self.sat_core_s_by_vo[vo] += c * dt
         # bins
         w = self.bin_s
         queued = sum(self.queued_by_vo.values())

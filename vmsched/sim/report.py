@@ -6,8 +6,12 @@ Definitions (also in the JSON under ``definitions``):
   first arrival to the last job end; *during arrivals*: the same from the first to the
   last arrival (the long tail of a trace's last jobs leaves a cluster nearly idle);
 * achieved share of a VO: its share of all core-seconds used; *under saturation*: the same,
-  counted only while every VO with a share had jobs waiting, which is when fair share has
-  to choose; the error is achieved minus target, in percentage points;
+  counted only while every VO with a share had jobs waiting and at least 90 % of the cores
+  were busy, which is when fair share has to choose between VOs; *all waiting*: counted
+  whenever every VO with a share had jobs waiting, whatever the load (on a cluster with
+  idle cores this mostly measures which job shapes each VO submits: wide jobs wait for the
+  few hosts they fit while narrow ones run at once); the error is achieved minus target,
+  in percentage points;
 * wait: first start (after any resume delay) minus arrival, for jobs that ran;
 * bounded slowdown: max(1, (end - arrival) / max(work, 10 s));
 * interactive start latency: wait of interactive jobs; *under full load*: those that
@@ -25,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from vmsched import __version__
+from vmsched.sim.engine import FULL_LOAD
 
 __all__ = ["summarize", "format_summary", "format_compare", "write_json", "plot_report", "plot_compare",
            "credit_for", "FULL_LOAD", "BSLD_TAU"]
 
-FULL_LOAD = 0.9
 BSLD_TAU = 10.0
 
 _CREDITS = (
@@ -79,13 +83,18 @@ def summarize(sim, *, policy_path: str, trace_info: dict, hosts_desc: str, assum
     present = sorted({sj.job.vo for sj in jobs})
     tot_share = sum(s for vo, s in top.items() if vo in present)
     sat_total = sum(sim.sat_core_s_by_vo.values())
+    all_total = sum(sim.all_waiting_core_s_by_vo.values())
     share = {}
     for vo in sorted(set(present) | set(top)):
         target = top.get(vo, 0.0) / tot_share if tot_share and vo in present else None
         achieved = used_by_vo.get(vo, 0.0) / used_total if used_total else None
         sat = sim.sat_core_s_by_vo.get(vo, 0.0) / sat_total if sat_total else None
+        allw = sim.all_waiting_core_s_by_vo.get(vo, 0.0) / all_total if all_total else None
         share[vo] = {"target": target, "achieved": achieved, "achieved_saturated": sat,
                      "error_saturated_pp": (100.0 * (sat - target)) if sat is not None and target is not None
+                     else None,
+                     "achieved_all_waiting": allw,
+                     "error_all_waiting_pp": (100.0 * (allw - target)) if allw is not None and target is not None
                      else None,
                      "core_s": used_by_vo.get(vo, 0.0)}
 
@@ -146,10 +155,14 @@ def summarize(sim, *, policy_path: str, trace_info: dict, hosts_desc: str, assum
                         "active_domains_value": sim.active_core_s / capacity if capacity else None,
                         "executed_core_s": executed_core_s,
                         "held_in_resume_delay_core_s": sim.held_idle_core_s},
-        "share": {"per_vo": share, "saturated_s": sim.saturated_s,
+        "share": {"per_vo": share, "saturated_s": sim.saturated_s, "full_load": FULL_LOAD,
                   "saturated_fraction": sim.saturated_s / makespan if makespan else None,
                   "max_abs_error_saturated_pp": max((abs(v["error_saturated_pp"]) for v in share.values()
-                                                     if v["error_saturated_pp"] is not None), default=None)},
+                                                     if v["error_saturated_pp"] is not None), default=None),
+                  "all_waiting_s": sim.all_waiting_s,
+                  "all_waiting_fraction": sim.all_waiting_s / makespan if makespan else None,
+                  "max_abs_error_all_waiting_pp": max((abs(v["error_all_waiting_pp"]) for v in share.values()
+                                                       if v["error_all_waiting_pp"] is not None), default=None)},
         "wait_s": {"all": _stats(waits_all), "by_vo": {k: _stats(v) for k, v in sorted(by_vo.items())},
                    "by_class": {k: _stats(v) for k, v in sorted(by_class.items())}},
         "bounded_slowdown": {**_stats(bsld), "tau_s": BSLD_TAU},
@@ -226,15 +239,19 @@ def format_summary(s: dict[str, Any]) -> str:
              f"max {_fmt_s(lat['max'])}; under full load ({full['n']} jobs) max {_fmt_s(full['max'])} "
              f"(resume time {_fmt_s(it['resume_s'])})")
     L.append("")
-    sat = s["share"]["saturated_fraction"]
-    L.append(f"  {'VO':<10} {'target':>7} {'achieved':>9} {'saturated':>10} {'error':>7}   "
-             f"{'jobs':>6} {'wait mean':>10} {'median':>8} {'p95':>8}")
-    for vo, v in s["share"]["per_vo"].items():
+    sh = s["share"]
+    L.append(f"  {'VO':<10} {'target':>7} {'achieved':>9} {'saturated':>10} {'error':>7} {'all waiting':>12} "
+             f"{'error':>7}   {'jobs':>6} {'wait mean':>10} {'median':>8} {'p95':>8}")
+    for vo, v in sh["per_vo"].items():
         w = s["wait_s"]["by_vo"].get(vo, {"n": 0, "mean": None, "median": None, "p95": None})
         err = "-" if v["error_saturated_pp"] is None else f"{v['error_saturated_pp']:+.1f}pp"
+        err_all = "-" if v.get("error_all_waiting_pp") is None else f"{v['error_all_waiting_pp']:+.1f}pp"
         L.append(f"  {vo:<10} {_pct(v['target']):>7} {_pct(v['achieved']):>9} {_pct(v['achieved_saturated']):>10} "
-                 f"{err:>7}   {w['n']:>6} {_fmt_s(w['mean']):>10} {_fmt_s(w['median']):>8} {_fmt_s(w['p95']):>8}")
-    L.append(f"  (saturated: every VO with a share had jobs waiting, {_pct(sat)} of the time)")
+                 f"{err:>7} {_pct(v.get('achieved_all_waiting')):>12} {err_all:>7}   "
+                 f"{w['n']:>6} {_fmt_s(w['mean']):>10} {_fmt_s(w['median']):>8} {_fmt_s(w['p95']):>8}")
+    L.append(f"  (saturated: every VO with a share had jobs waiting and >= {_pct(sh.get('full_load', FULL_LOAD))} "
+             f"of the cores were busy, {_pct(sh['saturated_fraction'])} of the time; all waiting: every VO with a "
+             f"share had jobs waiting, {_pct(sh.get('all_waiting_fraction'))} of the time)")
     L.append("")
     L.append(f"  {'class':<12} {'jobs':>6} {'wait mean':>10} {'median':>8} {'p95':>8}")
     for k, w in s["wait_s"]["by_class"].items():
@@ -285,6 +302,7 @@ def format_compare(a: dict[str, Any], b: dict[str, Any]) -> str:
         va, vb = a["share"]["per_vo"].get(vo, {}), b["share"]["per_vo"].get(vo, {})
         L.append(row(f"share {vo} (target {_pct(va.get('target'))})", _pct(va.get("achieved")),
                      _pct(vb.get("achieved"))))
+        L.append(row("  under saturation", _pct(va.get("achieved_saturated")), _pct(vb.get("achieved_saturated"))))
         wa, wb = a["wait_s"]["by_vo"].get(vo, {}), b["wait_s"]["by_vo"].get(vo, {})
         L.append(row(f"mean wait {vo}", _fmt_s(wa.get("mean")), _fmt_s(wb.get("mean"))))
     L.append("")
