@@ -160,30 +160,37 @@ def plan_placement(job: Job, images: Iterable[str], rooms: Mapping[str, HostRoom
     if not policy.dynamic_boot or boots_left <= 0:
         return None
     best = None
+    # The flavor depends only on the job and the host's size: a site has few host sizes and
+    # many hosts, and choosing (which sorts the flavors) once per host was half a boot-heavy
+    # replay's time.
+    flavor_for: dict[tuple[int, int], Flavor | None] = {}
     for hname, r in rooms.items():
         h = r.host
         if not h.up:
             continue
-        for image in images:
-            flavor = choose_flavor(job, flavors, h)
-            if flavor is None:
+        size = (h.cores, h.memory_mb)
+        if size not in flavor_for:
+            flavor_for[size] = choose_flavor(job, flavors, h)
+        flavor = flavor_for[size]
+        if flavor is None:
+            continue
+        cores, memory = flavor.size_on(h)
+        # Whole-node "soft" takes what the host has left, at least min_cores.
+        if flavor.whole_node == "soft":
+            cores = max(flavor.min_cores, h.cores - r.cores)
+            memory = min(h.memory_mb - r.memory, cores * flavor.memory_mb_per_core)
+            if cores < job.cores or memory < job.memory_mb:
                 continue
-            cores, memory = flavor.size_on(h)
-            # Whole-node "soft" takes what the host has left, at least min_cores.
-            if flavor.whole_node == "soft":
-                cores = max(flavor.min_cores, h.cores - r.cores)
-                memory = min(h.memory_mb - r.memory, cores * flavor.memory_mb_per_core)
-                if cores < job.cores or memory < job.memory_mb:
-                    continue
-            spare = [domains[n] for n in r.domains if domains[n].state in
-                     (DomainState.DOWN, DomainState.OCCUPIED, DomainState.SUSPENDED) and not busy(n)
-                     and reclaimable(domains[n])]
-            need_slot = len(r.domains) >= h.max_domains
-            if need_slot and not spare:
-                continue
-            freed = room_with_switch(r, cores, memory)
-            if freed is None:
-                continue
+        spare = [domains[n] for n in r.domains if domains[n].state in
+                 (DomainState.DOWN, DomainState.OCCUPIED, DomainState.SUSPENDED) and not busy(n)
+                 and reclaimable(domains[n])]
+        need_slot = len(r.domains) >= h.max_domains
+        if need_slot and not spare:
+            continue
+        freed = room_with_switch(r, cores, memory)
+        if freed is None:
+            continue
+        for image in images:       # the room a boot needs is the same whatever the image
             cached = image in h.cached_images
             owned = h.owner is not None and h.owner in (job.group, job.vo)
             key = (not owned, h.owner is not None and not owned, not (cached or not policy.prefer_cached),
