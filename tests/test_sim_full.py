@@ -19,7 +19,7 @@ WAGAP = TRACES / "wagap-2013.swf"
 needs_traces = pytest.mark.skipif(not META.exists() or not WAGAP.exists(),
                                   reason=f"full traces not found in {TRACES} (the shared data folder is absent)")
 # A whole replay takes minutes (on a 2-core machine: METACENTRUM-2009-2 about 1 min,
-# wagap-2013 with its booted-on-demand domains about 2.5 min; see benchmarks/bench_sim.py),
+# wagap-2013 with its booted-on-demand domains about 1.5 min; see benchmarks/bench_sim.py),
 # so even -m slow runs it only on request.
 full_replay = pytest.mark.skipif(os.environ.get("VMSCHED_FULL_REPLAY") != "1",
                                  reason="whole-trace replays run only with VMSCHED_FULL_REPLAY=1 (minutes)")
