@@ -82,21 +82,17 @@ def summarize(sim, *, policy_path: str, trace_info: dict, hosts_desc: str, assum
     top = {p[0]: s for p, s in pol.fairshare.shares if len(p) == 1}
     present = sorted({sj.job.vo for sj in jobs})
     tot_share = sum(s for vo, s in top.items() if vo in present)
-    sat_total = sum(sim.sat_core_s_by_vo.values())
-    all_total = sum(sim.all_waiting_core_s_by_vo.values())
     share = {}
     for vo in sorted(set(present) | set(top)):
         target = top.get(vo, 0.0) / tot_share if tot_share and vo in present else None
         achieved = used_by_vo.get(vo, 0.0) / used_total if used_total else None
-        sat = sim.sat_core_s_by_vo.get(vo, 0.0) / sat_total if sat_total else None
-        allw = sim.all_waiting_core_s_by_vo.get(vo, 0.0) / all_total if all_total else None
-        share[vo] = {"target": target, "achieved": achieved, "achieved_saturated": sat,
-                     "error_saturated_pp": (100.0 * (sat - target)) if sat is not None and target is not None
-                     else None,
-                     "achieved_all_waiting": allw,
-                     "error_all_waiting_pp": (100.0 * (allw - target)) if allw is not None and target is not None
-                     else None,
-                     "core_s": used_by_vo.get(vo, 0.0)}
+        share[vo] = {"target": target, "achieved": achieved}
+        for name, core_s in (("saturated", sim.sat_core_s_by_vo), ("all_waiting", sim.all_waiting_core_s_by_vo)):
+            total = sum(core_s.values())
+            got = core_s.get(vo, 0.0) / total if total else None
+            share[vo][f"achieved_{name}"] = got
+            share[vo][f"error_{name}_pp"] = 100.0 * (got - target) if got is not None and target is not None else None
+        share[vo]["core_s"] = used_by_vo.get(vo, 0.0)
 
     waits_all, by_vo, by_class = [], defaultdict(list), defaultdict(list)
     bsld = []
@@ -157,12 +153,10 @@ def summarize(sim, *, policy_path: str, trace_info: dict, hosts_desc: str, assum
                         "held_in_resume_delay_core_s": sim.held_idle_core_s},
         "share": {"per_vo": share, "saturated_s": sim.saturated_s, "full_load": FULL_LOAD,
                   "saturated_fraction": sim.saturated_s / makespan if makespan else None,
-                  "max_abs_error_saturated_pp": max((abs(v["error_saturated_pp"]) for v in share.values()
-                                                     if v["error_saturated_pp"] is not None), default=None),
+                  "max_abs_error_saturated_pp": _max_abs(share, "error_saturated_pp"),
                   "all_waiting_s": sim.all_waiting_s,
                   "all_waiting_fraction": sim.all_waiting_s / makespan if makespan else None,
-                  "max_abs_error_all_waiting_pp": max((abs(v["error_all_waiting_pp"]) for v in share.values()
-                                                       if v["error_all_waiting_pp"] is not None), default=None)},
+                  "max_abs_error_all_waiting_pp": _max_abs(share, "error_all_waiting_pp")},
         "wait_s": {"all": _stats(waits_all), "by_vo": {k: _stats(v) for k, v in sorted(by_vo.items())},
                    "by_class": {k: _stats(v) for k, v in sorted(by_class.items())}},
         "bounded_slowdown": {**_stats(bsld), "tau_s": BSLD_TAU},
@@ -184,6 +178,10 @@ def summarize(sim, *, policy_path: str, trace_info: dict, hosts_desc: str, assum
         "definitions": __doc__.split("Definitions (also in the JSON under ``definitions``):", 1)[1].strip(),
     }
     return out
+
+
+def _max_abs(per_vo: dict[str, dict], key: str) -> float | None:
+    return max((abs(v[key]) for v in per_vo.values() if v[key] is not None), default=None)
 
 
 def _generic(reason: str) -> str:
@@ -323,6 +321,13 @@ def _plt():
     return plt
 
 
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    _plt().close(fig)   # pyplot keeps every figure until it is closed
+    return path
+
+
 def _hours(s: dict[str, Any]) -> list[float]:
     w = s["series"]["bin_s"]
     return [(i + 0.5) * w / 3600.0 for i in range(len(s["series"]["busy_cores"]))]
@@ -353,10 +358,7 @@ def plot_report(s: dict[str, Any], sim, outdir: Path) -> list[Path]:
     ax.set_title(f"Utilisation by VO: {s['policy']['site']} on {s['trace']['name']}")
     if vos:
         ax.legend(loc="upper right")
-    fig.tight_layout()
-    out.append(outdir / "utilisation.png")
-    fig.savefig(out[-1], dpi=100)
-    plt.close(fig)
+    out.append(_save(fig, outdir / "utilisation.png"))
 
     fig, ax = plt.subplots(figsize=(10, 4))
     tot = s["series"]["busy_cores"]
@@ -373,10 +375,7 @@ def plot_report(s: dict[str, Any], sim, outdir: Path) -> list[Path]:
     ax.set_title("Per-VO share over time")
     if vos:
         ax.legend(loc="upper right")
-    fig.tight_layout()
-    out.append(outdir / "share.png")
-    fig.savefig(out[-1], dpi=100)
-    plt.close(fig)
+    out.append(_save(fig, outdir / "share.png"))
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for vo, w in sorted(_waits(sim).items()):
@@ -389,10 +388,7 @@ def plot_report(s: dict[str, Any], sim, outdir: Path) -> list[Path]:
     if ax.lines:
         ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    out.append(outdir / "waits.png")
-    fig.savefig(out[-1], dpi=100)
-    plt.close(fig)
+    out.append(_save(fig, outdir / "waits.png"))
     return out
 
 
@@ -408,10 +404,7 @@ def plot_compare(a: dict[str, Any], sim_a, b: dict[str, Any], sim_b, outdir: Pat
     ax.set_ylabel("busy cores (% of capacity)")
     ax.set_title(f"Utilisation on {a['trace']['name']}")
     ax.legend(loc="upper right")
-    fig.tight_layout()
-    out.append(outdir / "compare-utilisation.png")
-    fig.savefig(out[-1], dpi=100)
-    plt.close(fig)
+    out.append(_save(fig, outdir / "compare-utilisation.png"))
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for s, sim, style in ((a, sim_a, "-"), (b, sim_b, "--")):
@@ -425,8 +418,5 @@ def plot_compare(a: dict[str, Any], sim_a, b: dict[str, Any], sim_b, outdir: Pat
     if ax.lines:
         ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    out.append(outdir / "compare-waits.png")
-    fig.savefig(out[-1], dpi=100)
-    plt.close(fig)
+    out.append(_save(fig, outdir / "compare-waits.png"))
     return out
