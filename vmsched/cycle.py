@@ -859,7 +859,7 @@ class _Cycle:
         self.opened = 0                     # domains opened by lifecycle so far in this cycle
         self.over_share: dict[str, str] = {}  # VO -> why its idle domains go to others this cycle
         self.owners = s._owners()               # owner group -> its hosts
-        self._notes: dict[tuple, tuple[str, ...]] = {}
+        self._shared_notes: dict[tuple, tuple[str, ...]] = {}  # (VO, boot-limited) -> notes of its waits
         self.reclaim_failed: set = set()    # job shapes that found nothing to reclaim
         self.default_rank = s.policy.preemption.rank(s.policy.preemption.default_class)
         self.boots_left = s.policy.lifecycle.max_concurrent_boots - s.booting_count()
@@ -1388,10 +1388,10 @@ class _Cycle:
         lc = self.policy.lifecycle
         limited = lc.dynamic_boot and self.boots_left <= 0
         key = (sh.vo, limited)
-        notes = self._notes.get(key)
+        notes = self._shared_notes.get(key)
         if notes is None:
             share = self.over_share.get(sh.vo) if self.over_share else None
-            notes = self._notes[key] = ((share,) if share else ()) + \
+            notes = self._shared_notes[key] = ((share,) if share else ()) + \
                 ((f"boot limit reached ({lc.max_concurrent_boots} under way)",) if limited else ())
         if jid in self.notes:
             notes = (self.notes[jid],) + notes

@@ -264,9 +264,6 @@ class FairShare:
         """The tree's shape for these entities: each node (parents first) with its raw and
         normalised share and the weight it inherits with. It changes only when an entity
         appears or goes, while usage changes every time, so it is kept (a few at most)."""
-        lay = self._layouts.get(paths)
-        if lay is not None:
-            return lay
         tree = self.tree
         raw_share: dict[EntityPath, float] = dict(tree.entries)
         for path in paths:
@@ -294,7 +291,7 @@ class FairShare:
         key = frozenset(usage.keys()).union(extra)
         lay = self._layouts.get(key)
         checked = self._checked(usage, extra, lay[1] if lay is not None else None)
-        nodes, _ = self._layout(key)
+        nodes = (lay if lay is not None else self._layout(key))[0]
         # Only ratios of usage matter; scaling keeps sums of huge usages finite.
         largest = max(checked.values(), default=0.0)
         scale = 1.0 / largest if largest * (len(checked) + 1) > 1e300 else 1.0
