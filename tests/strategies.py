@@ -29,8 +29,9 @@ def policies(draw, *, mode=None, dynamic=None):
              "[fairshare]", 'half_life = "1d"']
     for vo in VOS[: draw(st.integers(0, 4))]:
         lines += ["[[fairshare.share]]", f'path = "{vo}"', f"share = {draw(st.integers(1, 5)) * 10}"]
+    share_after = draw(st.sampled_from([None, "0s", "10m"])) if mode == "suspend-domain" else None
     lines += ["[preemption]", f"classes = {classes!r}".replace("'", '"'), 'default_class = "normal"',
-              f'mode = "{mode}"', "[[preemption.rule]]", "interactive = true", 'class = "high"',
+              f'mode = "{mode}"'] + ([f'share_after = "{share_after}"'] if share_after else []) + ["[[preemption.rule]]", "interactive = true", 'class = "high"',
               "[[preemption.rule]]", 'group = "lhcb"', 'class = "low"',
               "[lifecycle]", f"dynamic_boot = {'true' if dyn else 'false'}",
               f"max_concurrent_boots = {draw(st.integers(1, 4))}", 'idle_shutdown = "30m"']
@@ -102,3 +103,32 @@ def jobs(draw, policy, start: int = 0, now: float = 1000.0, n=None):
             features=frozenset(["ib"]) if draw(st.integers(0, 6)) == 0 else frozenset(),
             state=JobState.QUEUED))
     return out
+
+
+@st.composite
+def magrathea_policies(draw):
+    """A MetaCenter-like site with share preemption on: every host carries one whole-host
+    domain per image, one of them active; two VOs with shares, one image each."""
+    lines = ["[site]", 'name = "magrathea"', "[scheduler]", 'cycle_interval = "60s"',
+             "[priority]", "fairshare = 10000", "class = 1000", "age = 1",
+             "[fairshare]", 'half_life = "1d"',
+             "[[fairshare.share]]", 'path = "atlas"', f"share = {draw(st.integers(1, 5)) * 10}",
+             "[[fairshare.share]]", 'path = "cms"', f"share = {draw(st.integers(1, 5)) * 10}",
+             "[preemption]", 'classes = ["low", "normal", "high"]', 'default_class = "normal"',
+             'mode = "suspend-domain"', f'share_after = "{draw(st.sampled_from(["0s", "5m", "30m"]))}"',
+             "[[preemption.rule]]", "interactive = true", 'class = "high"',
+             "[[preemption.rule]]", 'group = "lhcb"', 'class = "low"',
+             "[lifecycle]", "dynamic_boot = false", 'idle_shutdown = "365d"',
+             "[[images]]", 'name = "img-atlas"', 'vos = ["atlas"]',
+             "[[images]]", 'name = "img-cms"', 'vos = ["cms", "lhcb"]',
+             "[[queues]]", 'name = "q"', f"per_domain_jobs = {draw(st.integers(1, 8))}"]
+    first = draw(st.sampled_from(["img-atlas", "img-cms"]))
+    order = [first] + [i for i in ("img-atlas", "img-cms") if i != first]
+    for i in range(draw(st.integers(2, 5))):
+        cores = draw(st.sampled_from([4, 8, 8, 16]))
+        lines += ["[[hosts]]", f'name = "h{i}"', f"cores = {cores}", f'memory = "{cores * 2}gb"',
+                  "max_active = 1", "max_domains = 2",
+                  "domains = [" + ", ".join(f'{{ image = "{im}", flavor = "whole-hard" }}' for im in order) + "]"]
+        if draw(st.booleans()):
+            order.reverse()
+    return parse_policy("\n".join(lines) + "\n", "magrathea.toml")

@@ -10,10 +10,10 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from vmsched.cycle import Scheduler
 from vmsched.matching import PyEngine
-from vmsched.model import JobState, Snapshot
+from vmsched.model import Job, JobState, Snapshot
 from vmsched.usage import UsageStore
 
-from .strategies import jobs, policies, start_domains
+from .strategies import jobs, magrathea_policies, policies, start_domains
 from .world import PlanViolation, apply_plan, check_state
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -98,6 +98,9 @@ class ClusterMachine(RuleBasedStateMachine):
 
     @initialize(site=sites())
     def start(self, site):
+        self.begin(site)
+
+    def begin(self, site):
         self.policy, self.snap = site
         self.sched = scheduler(self.policy)
         self.counter = 1000
@@ -177,7 +180,7 @@ class ClusterMachine(RuleBasedStateMachine):
             j = s.jobs[jid]
             if st == "pending":
                 img_pending.update(s.images_for(j))
-            if st in ("pending", "running"):
+            if st in ("pending", "running", "suspended"):
                 vo_cores[(st, j.vo)] += j.cores
         def nonzero(c):   # (a negative count must show, so not Counter's unary +)
             return {k: v for k, v in c.items() if v != 0}
@@ -189,11 +192,44 @@ class ClusterMachine(RuleBasedStateMachine):
             assert (sh.images, sh.cores, sh.memory_mb, sh.features, sh.queue, sh.rank, sh.vo) == \
                 (s.images_for(j), j.cores, j.memory_mb, j.features, j.queue, s.rank_of(j), j.vo)
         assert set(s._hshape) == set(s._job_name)
+        assert s._ranked_running == {j for j, st in s.status.items() if st == "running" and s.rank_of(s.jobs[j]) > 0}
 
 
 ClusterMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=25, deadline=None,
                                             suppress_health_check=[HealthCheck.too_slow])
 TestCluster = ClusterMachine.TestCase
+
+
+@st.composite
+def magrathea_sites(draw):
+    policy = draw(magrathea_policies())
+    snap = Snapshot(1000.0, policy.hosts, start_domains(policy), draw(jobs(policy)))
+    return policy, snap
+
+
+class ShareMachine(ClusterMachine):
+    """The same many cycles on MetaCenter-like sites with share preemption on: hosts move
+    between two VOs' images by share while work is frozen and thawed, and every plan keeps
+    the rules (share freezes only default-class work, never for a VO the image serves)."""
+
+    @initialize(site=magrathea_sites())
+    def start(self, site):
+        self.begin(site)
+
+
+    @rule(vo=st.sampled_from(["atlas", "cms"]), n=st.integers(4, 16), interactive=st.booleans())
+    def flood(self, vo, n, interactive):
+        """One VO floods the queue with narrow jobs (its last one interactive, maybe): the
+        other soon holds more than its share, and share preemption has work to move."""
+        new = [Job(f"{self.counter + i}.srv", "u0", vo, vo, "q", 1, 500, 36000, self.t - 900.0,
+                   interactive=interactive and i == n - 1, state=JobState.QUEUED) for i in range(n)]
+        self.counter += n
+        self.snap = attrs.evolve(self.snap, jobs=self.snap.jobs + tuple(new))
+
+
+ShareMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=30, deadline=None,
+                                          suppress_health_check=[HealthCheck.too_slow])
+TestShare = ShareMachine.TestCase
 
 
 @pytest.mark.slow

@@ -38,6 +38,11 @@ BAD = {
     "class-unknown": (MINIMAL + '[preemption]\nclasses = ["normal"]\n[[preemption.rule]]\nclass = "vip"\n'
                       'interactive = true\n', ":9: preemption.rule[0].class: 'vip' is not one of classes"),
     "cap-range": (MINIMAL + "per_domain_jobs = 0\n", ":6: queues[0].per_domain_jobs: expected 1 (one-way)"),
+    "share-after-mode": (MINIMAL + '[preemption]\nmode = "requeue"\nshare_after = "5m"\n',
+                         "preemption.share_after: share preemption freezes whole domains: it needs "
+                         'mode = "suspend-domain"'),
+    "share-after-duration": (MINIMAL + '[preemption]\nshare_after = "later"\n',
+                             ":7: preemption.share_after: expected a duration"),
     "unknown-image-in-host": (MINIMAL + '[[hosts]]\nname = "h1"\ncores = 4\nmemory = "8gb"\n'
                               'domains = [ { image = "ghost", flavor = "small" } ]\n',
                               "hosts[0].domains[0].image: image 'ghost' is not defined"),

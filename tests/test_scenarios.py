@@ -267,3 +267,148 @@ dynamic_boot = false
     total = sum(used.values())
     shares = {vo: used[vo] / total for vo in used}
     assert abs(shares["a"] - 0.5) <= 0.02 and abs(shares["b"] - 0.3) <= 0.02 and abs(shares["c"] - 0.2) <= 0.02, shares
+
+
+# ----------------------------------------------------------------------------- share preemption
+
+SHARE_SITE = '''[site]
+name = "share"
+[priority]
+fairshare = 10000
+class = 1000
+age = 0
+[fairshare]
+half_life = "7d"
+[[fairshare.share]]
+path = "a"
+share = 50
+[[fairshare.share]]
+path = "b"
+share = 50
+[preemption]
+classes = ["normal", "interactive"]
+mode = "suspend-domain"
+share_after = "10m"
+[[preemption.rule]]
+interactive = true
+class = "interactive"
+[lifecycle]
+dynamic_boot = false
+idle_shutdown = "365d"
+[[images]]
+name = "img-b"
+vos = ["b"]
+[[images]]
+name = "img-a"
+vos = ["a"]
+[[queues]]
+name = "q"
+per_domain_jobs = 32
+[[hosts]]
+name = "h[1-4]"
+cores = 8
+memory = "16gb"
+max_active = 1
+max_domains = 2
+domains = [ { image = "img-b", flavor = "whole-hard" }, { image = "img-a", flavor = "whole-hard" } ]
+[[hosts]]
+name = "big"
+cores = 32
+memory = "64gb"
+max_active = 1
+max_domains = 2
+domains = [ { image = "img-b", flavor = "whole-hard" }, { image = "img-a", flavor = "whole-hard" } ]
+'''
+
+
+def _share_start(policy, b_jobs_per_host):
+    """VO b holds every host with one-core normal jobs; VO a has nothing yet."""
+    doms = initial_domains(policy)
+    jobs = []
+    for d in doms:
+        if d.state is DomainState.FREE:
+            n = b_jobs_per_host.get(d.host, 8)
+            jobs += [job(f"{d.name}-{k}", "b", "q", 1, 1000, wall=86400, state=JobState.RUNNING, domain=d.name,
+                         start_time=0.0) for k in range(n)]
+    return doms, jobs
+
+
+def test_share_preemption_moves_a_busy_host_to_a_starved_vo_only_after_share_after():
+    p = parse_policy(SHARE_SITE, "share.toml")
+    doms, jobs = _share_start(p, {"h1": 6, "big": 20})
+    a_jobs = [job(f"a{k}", "a", "q", 1, 1000, wall=3600, t=0.0) for k in range(8)]
+    s = sched(p)
+    snap = Snapshot(60.0, p.hosts, doms, tuple(jobs + a_jobs))
+    plan = s.on_cycle(snap)
+    assert not [a for a in plan.actions if a.verb == "suspend-domain"]      # a has waited 1 min, not 10
+    assert plan.reason("a0").verdict is Verdict.NOT_NOW
+    snap = apply_plan(p, attrs.evolve(snap, time=700.0), s.on_cycle(attrs.evolve(snap, time=700.0)))
+    plan = s.last_plan
+    frozen = [a for a in plan.actions if a.verb == "suspend-domain"]
+    # one host is enough for a's eight one-core jobs: the least busy 8-core host, never the big one
+    assert [(a.domain, a.share_for, a.by) for a in frozen] == [("h1-img-b-1", "a", None)]
+    assert ("resume-domain", "h1-img-a-1") in verbs(plan)
+    assert sorted(a.job for a in plan.actions if a.verb == "run") == sorted(j.id for j in a_jobs)
+    assert all(j.state is JobState.SUSPENDED for j in snap.jobs if j.domain == "h1-img-b-1")
+    # a holds 8 of its 24-core target now, but has nothing left waiting: nothing more moves
+    plan = s.on_cycle(attrs.evolve(snap, time=2000.0))
+    assert not [a for a in plan.actions if a.verb == "suspend-domain"]
+
+
+def test_a_share_frozen_vo_takes_its_domain_back_for_an_interactive_job():
+    p = parse_policy(SHARE_SITE, "share.toml")
+    doms, jobs = _share_start(p, {"h1": 6, "big": 32})
+    a_jobs = [job(f"a{k}", "a", "q", 1, 1000, wall=3600, t=0.0) for k in range(8)]
+    s = sched(p)
+    snap = Snapshot(700.0, p.hosts, doms, tuple(jobs + a_jobs))
+    snap = apply_plan(p, snap, s.on_cycle(snap))
+    assert any(d.name == "h1-img-b-1" and d.state is DomainState.SUSPENDED for d in snap.domains)
+    # every active b domain is full; b's only room is beside its own frozen work on h1
+    inter = job("ib", "b", "q", 1, 1000, wall=600, t=710.0, interactive=True)
+    snap = attrs.evolve(snap, time=720.0, jobs=snap.jobs + (inter,))
+    plan = s.on_cycle(snap)
+    assert verbs(plan)[:3] == [("suspend-domain", "h1-img-a-1"), ("resume-domain", "h1-img-b-1"), ("run", "ib")]
+    assert plan.actions[0].by == "ib" and plan.actions[0].share_for is None
+    snap = apply_plan(p, snap, plan)
+    # b's frozen jobs run again beside the interactive job; a's are frozen by class now, so
+    # the host serves nothing below the interactive class while they wait
+    assert all(j.state is JobState.RUNNING for j in snap.jobs if j.domain == "h1-img-b-1")
+    more = job("b-late", "b", "q", 1, 1000, wall=600, t=730.0)
+    plan = s.on_cycle(attrs.evolve(snap, time=740.0, jobs=snap.jobs + (more,)))
+    assert ("run", "b-late") not in verbs(plan)
+
+
+def test_share_preemption_never_freezes_work_above_the_default_class():
+    p = parse_policy(SHARE_SITE, "share.toml")
+    doms, jobs = _share_start(p, {})
+    # one interactive job in every 8-core b domain
+    jobs = [attrs.evolve(j, interactive=True) if j.id.endswith("-0") else j for j in jobs]
+    a_jobs = [job(f"a{k}", "a", "q", 1, 1000, wall=3600, t=0.0) for k in range(8)]
+    s = sched(p)
+    plan = s.on_cycle(Snapshot(700.0, p.hosts, doms, tuple(jobs + a_jobs)))
+    assert not [a for a in plan.actions if a.verb == "suspend-domain"]
+
+
+def test_work_frozen_for_share_comes_back_when_its_vo_is_under_share_again():
+    """b's work was frozen on h1 for a; now a holds more than its target and b, with only
+    frozen work left, less: once that work has been frozen share_after, h1 goes back to b."""
+    p = parse_policy(SHARE_SITE.split("[[hosts]]\nname = \"big\"")[0], "share.toml")
+    doms = {d.name: d for d in initial_domains(p)}
+    state = {"h1-img-b-1": DomainState.SUSPENDED, "h1-img-a-1": DomainState.RUNNING,
+             "h2-img-b-1": DomainState.OCCUPIED, "h2-img-a-1": DomainState.RUNNING,
+             "h3-img-b-1": DomainState.OCCUPIED, "h3-img-a-1": DomainState.RUNNING,
+             "h4-img-b-1": DomainState.RUNNING, "h4-img-a-1": DomainState.OCCUPIED}
+    doms = tuple(attrs.evolve(d, state=state[n], since=0.0) for n, d in sorted(doms.items()))
+    jobs = [job(f"b1-{k}", "b", "q", state=JobState.SUSPENDED, domain="h1-img-b-1", start_time=0.0) for k in range(6)]
+    jobs += [job(f"b4-{k}", "b", "q", state=JobState.RUNNING, domain="h4-img-b-1", start_time=0.0) for k in range(8)]
+    for h in ("h1", "h2", "h3"):
+        jobs += [job(f"a-{h}-{k}", "a", "q", state=JobState.RUNNING, domain=f"{h}-img-a-1", start_time=0.0)
+                 for k in range(8)]
+    s = sched(p)
+    plan = s.on_cycle(Snapshot(500.0, p.hosts, doms, tuple(jobs)))    # frozen 500 s: not yet
+    assert not [a for a in plan.actions if a.verb in ("suspend-domain", "resume-domain")]
+    plan = s.on_cycle(Snapshot(700.0, p.hosts, doms, tuple(jobs)))
+    assert [(a.domain, a.share_for) for a in plan.actions if a.verb == "suspend-domain"] == [("h1-img-a-1", "b")]
+    assert ("resume-domain", "h1-img-b-1") in verbs(plan)
+    snap = apply_plan(p, Snapshot(700.0, p.hosts, doms, tuple(jobs)), plan)
+    assert all(j.state is JobState.RUNNING for j in snap.jobs if j.vo == "b")

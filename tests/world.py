@@ -139,7 +139,10 @@ def apply_plan(policy: Policy, snap: Snapshot, plan: Plan) -> Snapshot:
             if not d.state.active:
                 raise PlanViolation(f"suspend of domain {d.name} which is {d.state.value}")
             inside = running_in(d.name)
-            _check_preemptor(policy, jobs, a.by, inside, f"suspend-domain {d.name}")
+            if getattr(a, "share_for", None) is not None:
+                _check_share_preemption(policy, a.share_for, d, inside)
+            else:
+                _check_preemptor(policy, jobs, a.by, inside, f"suspend-domain {d.name}")
             for j in inside:
                 jobs[j.id] = attrs.evolve(j, state=JobState.SUSPENDED)
             doms[d.name] = attrs.evolve(d, state=DomainState.SUSPENDED if inside else DomainState.OCCUPIED, since=now)
@@ -184,6 +187,21 @@ def _check_preemptor(policy, jobs, by, victims, what):
     for v in victims:
         if rank(policy, v) >= rank(policy, p):
             raise PlanViolation(f"{what}: {by} (class {policy.preemption.class_of(p)}) preempts {v.id} "
+                                f"(class {policy.preemption.class_of(v)})")
+
+
+def _check_share_preemption(policy, vo, d, victims):
+    """Frozen for fair share: for a VO with a top-level share that the domain's image does not
+    serve, and only work of the default class or below."""
+    shares = {p[0] for p, _ in policy.fairshare.shares if len(p) == 1}
+    if vo not in shares:
+        raise PlanViolation(f"suspend-domain {d.name} for VO {vo}, which has no share")
+    if vo in policy.images[d.image].vos:
+        raise PlanViolation(f"suspend-domain {d.name} for VO {vo}, which its own image serves")
+    top = policy.preemption.rank(policy.preemption.default_class)
+    for v in victims:
+        if rank(policy, v) > top:
+            raise PlanViolation(f"suspend-domain {d.name} for share freezes {v.id} "
                                 f"(class {policy.preemption.class_of(v)})")
 
 

@@ -188,7 +188,7 @@ class Scheduler:
         self._free_hosts: list[int] = []
         self._job_kinds_cache: dict[tuple, tuple[int, ...]] = {}
         self._images_cache: dict[tuple, tuple[str, ...]] = {}
-        self._ranks: dict[str, tuple[tuple, int]] = {}
+        self._ranks: dict[str, tuple[Job, tuple, int]] = {}
         self._shapes: dict[tuple, _Shape] = {}          # interned job shapes
         self._hshape: dict[int, _Shape] = {}            # matcher handle -> its job's shape
         self._reason_texts: dict[tuple, str] = {}       # (shape, counts, domains) -> the reason's text
@@ -197,7 +197,7 @@ class Scheduler:
         self._by_state: dict[DomainState, set[str]] = {st: set() for st in DomainState}
         self._inactive_img: dict[str, set[str]] = {}
         self._owners_cache: tuple[int, dict[str, list[str]]] = (-1, {})
-        self._capacity_cache: tuple[int, int] = (-1, 0)
+        self._capacity_cache: tuple[int, int, int] = (-1, 0, 0)
         self._factors_pushed: tuple[Any, int] | None = None
         self._gone: OrderedDict[str, Job] = OrderedDict()   # recently vanished jobs, for late on_job_end
         top = {p[0] for p, _ in fs.shares if len(p) == 1}
@@ -208,9 +208,12 @@ class Scheduler:
         self._listed: dict[str, set[str]] = {st: set() for st in (_STATE_SUSPENDED, _STATE_ROUTING, _STATE_BOUND,
                                                                   _STATE_HELD)}
         self._suspended = self._listed[_STATE_SUSPENDED]
+        self._frozen_version = 0                       # bumped when a job is suspended or leaves that
+        self._frozen_cache: tuple[int, dict[str, list[str]]] = (-1, {})
         self._vo_rank_pending: dict[str, bool] = {}    # pending jobs above the lowest class
+        self._ranked_running: set[str] = set()          # running jobs above the lowest class
         self._run_agg: dict[tuple[str, ...], list] = {}   # entity -> [sum w, sum w*start, jobs] running
-        self._vo_cores: Counter = Counter()            # (status, vo) -> cores of pending/running jobs
+        self._vo_cores: Counter = Counter()            # (status, vo) -> cores of pending/running/suspended jobs
         self._img_pending: Counter = Counter()         # image -> pending jobs that may use it
         self._stored: dict[tuple[str, ...], tuple[float, float]] | None = None
         self._factors: dict[tuple[str, ...], float] | None = None
@@ -234,6 +237,8 @@ class Scheduler:
         self._held_at = -1
         self._domain_version = 0    # bumped when domains come or go
         self._never_checked = (0, 0)  # the topology the never-runnable verdicts were made for
+        self._share_idle_search: tuple | None = None  # what the last share-preemption search that moved nothing saw
+        self._share_next = float("-inf")   # share preemption looks again from this time on
         self.last_plan: Plan | None = None
 
     # ------------------------------------------------------------------ the cycle API
@@ -432,12 +437,18 @@ class Scheduler:
 
     def rank_of(self, job: Job) -> int:
         """The job's preemption class as a rank (0 = lowest). Cached per job and the fields a
-        class rule reads, so state changes (running, suspended) reuse it."""
-        key = (job.id, job.queue, job.group, job.vo, job.user, job.interactive, job.klass)
+        class rule reads, so state changes (running, suspended) reuse it; the very Job object
+        seen last (models are frozen) skips even the comparison."""
         r = self._ranks.get(job.id)
-        if r is None or r[0] != key:
-            r = self._ranks[job.id] = (key, self.policy.preemption.rank(self.policy.preemption.class_of(job)))
-        return r[1]
+        if r is not None and r[0] is job:
+            return r[2]
+        key = (job.id, job.queue, job.group, job.vo, job.user, job.interactive, job.klass)
+        if r is None or r[1] != key:
+            r = (job, key, self.policy.preemption.rank(self.policy.preemption.class_of(job)))
+        else:
+            r = (job, key, r[2])
+        self._ranks[job.id] = r
+        return r[2]
 
     def _shape_of(self, job: Job, rank: int) -> _Shape:
         key = (self.images_for(job), job.cores, job.memory_mb, job.features, job.queue, rank, job.vo, job.group,
@@ -655,8 +666,26 @@ class Scheduler:
     def _capacity(self) -> int:
         """Cores of the hosts that are up (cached until hosts change)."""
         if self._capacity_cache[0] != self._topology:
-            self._capacity_cache = (self._topology, sum(h.cores for h in self.hosts.values() if h.up))
+            up = [h.cores for h in self.hosts.values() if h.up]
+            self._capacity_cache = (self._topology, sum(up), min(up, default=0))
         return self._capacity_cache[1]
+
+    def _smallest_host(self) -> int:
+        """Cores of the smallest host that is up (cached until hosts change)."""
+        self._capacity()
+        return self._capacity_cache[2]
+
+    def _frozen_domains(self) -> dict[str, list[str]]:
+        """Domain -> its suspended jobs (cached until a job is suspended or resumed; callers
+        must not modify it)."""
+        if self._frozen_cache[0] != self._frozen_version:
+            out: dict[str, list[str]] = {}
+            for j in sorted(self._suspended):
+                d = self.jobs[j].domain
+                if d in self.domains:
+                    out.setdefault(d, []).append(j)
+            self._frozen_cache = (self._frozen_version, out)
+        return self._frozen_cache[1]
 
     def booting_count(self) -> int:
         self._held_cores()
@@ -692,11 +721,14 @@ class Scheduler:
                 for img in images:
                     self._img_pending[img] -= 1
         was = self.status.get(jid)
+        if was == _STATE_SUSPENDED or st == _STATE_SUSPENDED:
+            self._frozen_version += 1
         if was in self._listed:
             self._listed[was].discard(jid)
         if st is None:
             self.status.pop(jid, None)
             self._vo_rank_pending.pop(jid, None)
+            self._ranked_running.discard(jid)
             return
         self.status[jid] = st
         if st in self._listed:
@@ -705,7 +737,11 @@ class Scheduler:
             self._vo_rank_pending[jid] = True
         else:
             self._vo_rank_pending.pop(jid, None)
-        if st in (_STATE_RUNNING, _STATE_PENDING):
+        if st == _STATE_RUNNING and self.rank_of(self.jobs[jid]) > 0:
+            self._ranked_running.add(jid)
+        else:
+            self._ranked_running.discard(jid)
+        if st in (_STATE_RUNNING, _STATE_PENDING, _STATE_SUSPENDED):
             j = self.jobs[jid]
             path = (j.vo, j.group, j.user)
             w = ws = 0.0
@@ -861,6 +897,8 @@ class _Cycle:
         self.owners = s._owners()               # owner group -> its hosts
         self._shared_notes: dict[tuple, tuple[str, ...]] = {}  # (VO, boot-limited) -> notes of its waits
         self.reclaim_failed: set = set()    # job shapes that found nothing to reclaim
+        self.thaw_failed: set = set()       # job shapes that found no share-frozen domain to take back
+        self.balance = None                 # (held, target, waiting) per share VO, as the cycle began
         self.default_rank = s.policy.preemption.rank(s.policy.preemption.default_class)
         self.boots_left = s.policy.lifecycle.max_concurrent_boots - s.booting_count()
 
@@ -875,11 +913,14 @@ class _Cycle:
             s._factors_pushed = (id(f), len(s._entities))
         self.route()
         self.resume_suspended()
+        self.balance = self.share_balance() if self.policy.fairshare.image_shares or \
+            self.policy.preemption.share_after_s is not None else None
         held_back = self.held_back = self.image_share_holdback(f)
         self.reserve_for_preemptors()
         self.run_bound()
         unplaced = self.match()
         unplaced = self.preempt(unplaced)
+        self.share_preempt(unplaced)
         self.place(unplaced, held_back)
         self.second_chance(held_back, unplaced)
         if self.policy.lifecycle.dynamic_boot:
@@ -928,9 +969,14 @@ class _Cycle:
         for name in sorted((n for n in s._by_state[DomainState.SUSPENDED] if s.domain_jobs.get(n)),
                            key=lambda n: (s.domains[n].since, n)):
             d = s.domains[name]
-            room = self.rooms[d.host]
-            if not room.host.up:
+            host = s.hosts[d.host]
+            if not host.up:
                 continue
+            others = [s.domains[n] for n in s.host_domains[d.host]]
+            if sum(o.state.active for o in others) >= host.max_active and \
+                    not any(o.state is DomainState.FREE and not self.busy(o.name) for o in others):
+                continue          # every active slot of the host is busy: nothing can step aside
+            room = self.rooms[d.host]
             # The preemptor's domain, idle now that its work ended, steps aside.
             idle = [s.domains[n] for n in room.domains if s.domains[n].state is DomainState.FREE
                     and not self.busy(n)]
@@ -951,12 +997,10 @@ class _Cycle:
                         s.set_job(attrs.evolve(s.jobs[jid], state=JobState.RUNNING))
                 self.claimed.add(name)
         # Jobs suspended inside an active domain (suspend-jobs mode) resume when it has room.
-        for jid in sorted(s._listed[_STATE_SUSPENDED],
-                          key=lambda j: (s.jobs[j].start_time or 0.0, j)):
+        inside_active = [j for n, inside in s._frozen_domains().items() if s.domains[n].state.active for j in inside]
+        for jid in sorted(inside_active, key=lambda j: (s.jobs[j].start_time or 0.0, j)):
             job = s.jobs[jid]
-            d = s.domains.get(job.domain) if job.domain else None
-            if d is None or not d.state.active:
-                continue
+            d = s.domains[job.domain]
             running = [s.jobs[o] for o in s.domain_jobs[d.name] if s.status.get(o) == _STATE_RUNNING]
             if d.name in self.reserved and self._rank(job) < self.reserved[d.name]:
                 continue
@@ -968,28 +1012,41 @@ class _Cycle:
                 self.actions.append(ResumeJob(jid))
 
     # -- fair share across images ----------------------------------------------------------
+    def share_balance(self):
+        """(held, target, waiting, frozen) cores per top-level share VO, or None when fewer
+        than two VOs have a share. Held: what the VO's images hold in active or booting
+        domains; target: its water-filled share of the cores up, for what it asks (running,
+        waiting and frozen work); waiting: its queued cores that some capacity could serve;
+        frozen: its suspended jobs' cores."""
+        s = self.s
+        if not self.policy.fairshare.shares:
+            return None
+        vo_share = {p[0]: sh for p, sh in self.policy.fairshare.shares if len(p) == 1}
+        if len(vo_share) < 2:
+            return None
+        held = s._held_cores()
+        waiting: Counter = Counter()
+        running: Counter = Counter()
+        frozen: Counter = Counter()   # frozen work wants its cores back
+        for (st, vo), cores in s._vo_cores.items():
+            (waiting if st == _STATE_PENDING else frozen if st == _STATE_SUSPENDED else running)[vo] += cores
+        for jid in s._never:      # waiting that no capacity would help is no demand
+            if s.status.get(jid) == _STATE_PENDING:
+                waiting[s.jobs[jid].vo] -= s.jobs[jid].cores
+        demand = {vo: waiting[vo] + running[vo] + frozen[vo] for vo in vo_share}
+        return held, partition.targets(s._capacity(), vo_share, demand), waiting, frozen
+
     def image_share_holdback(self, factors) -> set[str]:
         """Idle domains of VOs over their share are kept from their own VO's jobs this cycle,
         so that lifecycle can hand their hosts to a VO under its share."""
         s = self.s
-        if not self.policy.fairshare.image_shares or not self.policy.fairshare.shares:
+        if not self.policy.fairshare.image_shares:
             return set()
-        vo_share = {p[0]: sh for p, sh in self.policy.fairshare.shares if len(p) == 1}
-        if len(vo_share) < 2:
+        balance = self.balance
+        if balance is None:
             return set()
-        held = s._held_cores()
-        waiting: Counter = Counter()
-        running: Counter = Counter()
-        for (st, vo), cores in s._vo_cores.items():
-            if st == _STATE_PENDING:
-                waiting[vo] += cores
-            else:
-                running[vo] += cores
-        for jid in s._never:      # waiting that no capacity would help is no demand
-            if s.status.get(jid) == _STATE_PENDING:
-                waiting[s.jobs[jid].vo] -= s.jobs[jid].cores
-        demand = {vo: waiting[vo] + running[vo] for vo in vo_share}
-        target = partition.targets(s._capacity(), vo_share, demand)
+        held, target, waiting, _ = balance
+        vo_share = {p[0] for p, _ in self.policy.fairshare.shares if len(p) == 1}
         over = partition.over_share(held, target, waiting)
         out = set()
         if not over:
@@ -1000,7 +1057,7 @@ class _Cycle:
             if not s._img_pending[d.image]:
                 continue          # no waiting job could take it: holding it back would change nothing
             if d.state is DomainState.FREE and not s.domain_jobs.get(name) and img is not None \
-                    and img.vos & set(vo_share) and (img.vos & set(vo_share)) <= over:
+                    and img.vos & vo_share and (img.vos & vo_share) <= over:
                 s.engine.set_slot_state(s._slot_h[name], SLOT_STARTING)
                 out.add(name)
         self.over_share = {vo: f"VO {vo} over its share ({held[vo]:.0f} cores held, target {target.get(vo, 0):.0f})"
@@ -1112,8 +1169,9 @@ class _Cycle:
             self.notes[jid] = st.reason
         return not st.ok
 
-    def _fits_with(self, job: Job, d: Domain, running: list[Job]) -> bool:
-        """Room for ``job`` in ``d`` beside ``running``: cores, memory and every per-domain cap."""
+    def _fits_with(self, job: Job | _Shape, d: Domain, running: list[Job]) -> bool:
+        """Room for ``job`` (or any job of a shape) in ``d`` beside ``running``: cores, memory
+        and every per-domain cap."""
         queues = self.policy.queues
         caps = [queues[o.queue].per_domain_jobs for o in running + [job] if o.queue in queues]
         return len(running) < min(caps, default=1) and \
@@ -1163,10 +1221,204 @@ class _Cycle:
             if victims is None:
                 if self.policy.preemption.owner_reclaim and self._owner_reclaim(h, job):
                     continue
+                if rank > lowest and s._by_state[DomainState.SUSPENDED] and s.mode == MODE_SUSPEND_DOMAIN \
+                        and self._thaw_for(h, job):
+                    continue
                 left.append(h)
                 continue
             self._apply_victims(h, jid, victims)
         return left
+
+    # -- share preemption ------------------------------------------------------------------
+    def share_preempt(self, unplaced: list[int]) -> None:
+        """Move whole hosts from VOs over their share to a VO under it whose jobs have waited
+        ``share_after``.
+
+        The idle-domain holdback only moves hosts that empty; when an over-share VO keeps
+        every host busy with long jobs, the VO under its share would wait for days. Here a
+        host whose active domain runs only default-class work of over-share VOs has that
+        domain frozen and the waiting VO's domain there resumed, when a job of that VO still
+        waiting in this cycle after ``share_after`` fits it, or when the VO's own work has
+        been frozen there that long. Hosts with the VO's frozen work go first, so its work
+        comes back before anybody else's is frozen. A host moves only while it brings both
+        VOs nearer their targets and the waiting VO has jobs to fill it, so the shares
+        settle instead of swinging. The trigger is the jobs' own wait and the domains' own
+        state, so a restarted scheduler decides the same; the only memory is the pace (once
+        per cycle interval) and the last fruitless search, and a restart merely looks again."""
+        s, now = self.s, self.now
+        after = self.policy.preemption.share_after_s
+        if after is None or s.mode != MODE_SUSPEND_DOMAIN or self.balance is None or now < s._share_next:
+            return
+        # A slow correction: looked at once per cycle interval, not at every event a burst
+        # of submissions triggers a cycle for (again at once after a move, to go on).
+        s._share_next = now + self.policy.cycle_interval_s
+        held, target, waiting, frozen_cores = self.balance
+        under = {vo for vo in target if (waiting[vo] > 0 or frozen_cores[vo] > 0)
+                 and held.get(vo, 0.0) < target[vo] - 1e-9}
+        over = {vo for vo, c in held.items() if c > target.get(vo, 0.0) + 1e-9}
+        if not under or not over:
+            return
+        held = Counter(held)
+        # The under-share VOs' jobs this cycle left waiting: the shapes of those that waited
+        # share_after (they call for a move), and the cores all of them ask (what fills it).
+        # Only the smallest hosts move (see below), so only jobs that fit one count.
+        smallest = s._smallest_host()
+        shapes: set[_Shape] = set()
+        supply: Counter = Counter()
+        names, jobs, hshape = s._job_name, s.jobs, s._hshape
+        for h in unplaced:
+            sh = hshape.get(h)
+            if sh is None or sh.cores > smallest or sh.vo not in under:
+                continue
+            jid = names.get(h)
+            if jid is None:
+                continue
+            supply[sh.vo] += sh.cores
+            if sh not in shapes and now - jobs[jid].submit_time >= after:
+                shapes.add(sh)
+        share_vos = s._image_share_vos
+        # Work of an under-share VO frozen for share_after calls for its host back as well.
+        overdue: set[str] = set()
+        for n in s._by_state[DomainState.SUSPENDED]:
+            vos = share_vos.get(s.domains[n].image)
+            if vos and set(vos) & under and s.domain_jobs.get(n) and now - s.domains[n].since >= after:
+                overdue.add(n)
+        if not shapes and not overdue:
+            return
+        due = {sh.vo for sh in shapes} | {vo for n in overdue for vo in share_vos[s.domains[n].image] if vo in under}
+        # A search that moved nothing moves nothing again until a domain, the waiting shapes
+        # or a VO's distance from its target changes.
+        memo = (s._rooms_version, frozenset(shapes), frozenset(overdue), frozenset(due), frozenset(over),
+                tuple(sorted((vo, round(target[vo] - held[vo])) for vo in due | over)))
+        if s._share_idle_search == memo:
+            return
+        default = self.default_rank
+        usable: dict[tuple, bool] = {}      # (image, features, cores, memory) of an empty domain -> a shape fits
+        candidates = []
+        images = sorted(img for img, vos in share_vos.items() if vos and set(vos) & due and not set(vos) & over)
+        for bname in sorted(n for img in images for n in s._inactive_img.get(img, ())):
+            b = s.domains[bname]
+            host = s.hosts[b.host]
+            # Only the smallest hosts move: the bigger ones are what wide jobs wait for, by
+            # share or by class preemption, and work frozen there would leave them nowhere.
+            if not host.up or bname in self.claimed or host.cores > smallest:
+                continue
+            frozen = [s.jobs[j] for j in s.domain_jobs.get(bname, ())]
+            if b.state is DomainState.SUSPENDED and frozen:
+                fits = bname in overdue or any(b.image in sh.images and sh.features <= host.features
+                                               and self._fits_with(sh, b, frozen) for sh in shapes)
+            elif b.state is DomainState.OCCUPIED and not frozen:
+                key = (b.image, host.features, b.cores, b.memory_mb)
+                fits = usable.get(key)
+                if fits is None:
+                    fits = usable[key] = any(b.image in sh.images and sh.features <= host.features
+                                             and self._fits_with(sh, b, []) for sh in shapes)
+            else:
+                continue
+            if not fits:
+                continue
+            for aname in s.host_domains[b.host]:
+                a = s.domains[aname]
+                a_vos = share_vos.get(a.image)
+                if a.state is not DomainState.RUNNING or not a_vos or not set(a_vos) <= over \
+                        or aname in self.claimed or aname in self.reserved \
+                        or not self.rooms[b.host].fits(b.cores, b.memory_mb, [a]):
+                    continue
+                inside = s.domain_jobs.get(aname, ())
+                if any(s.status.get(j) != _STATE_RUNNING or self._rank(s.jobs[j]) > default for j in inside):
+                    continue          # only default-class work is frozen for share
+                if frozen and not self._frozen_for_share(b.host):
+                    break
+                # the waiting VO's own work back first, then the least work frozen
+                candidates.append((0 if frozen else 1, b.cores, sum(s.jobs[j].cores for j in inside), b.host,
+                                   aname, bname))
+                break
+        moved = False
+        for *_, hname, aname, bname in sorted(candidates):
+            a, b = s.domains[aname], s.domains[bname]
+            if aname in self.claimed or bname in self.claimed:
+                continue
+            a_vos, b_vos = share_vos[a.image], share_vos[b.image]
+            thaw = bool(s.domain_jobs.get(bname))    # its own frozen work fills it
+            gain = [vo for vo in b_vos if vo in due and (thaw or supply[vo] > 0)
+                    and held[vo] + b.cores / len(b_vos) <= target[vo] + b.cores / (2 * len(b_vos))]
+            if not gain or any(held[vo] - a.cores / len(a_vos) < target.get(vo, 0.0) - a.cores / (2 * len(a_vos))
+                               for vo in a_vos):
+                continue      # past the middle of the host, or nothing left to run there: it would overshoot
+            self._switch(hname, aname, bname, by=None, share_for=gain[0])
+            for vo in a_vos:
+                held[vo] -= a.cores / len(a_vos)
+            for vo in b_vos:
+                held[vo] += b.cores / len(b_vos)
+            supply[gain[0]] -= b.cores - sum(s.jobs[j].cores for j in s.domain_jobs.get(bname, ()))
+            moved = True
+        s._share_idle_search = None if moved else memo
+        if moved:
+            s._share_next = now
+
+    def _switch(self, hname: str, aname: str, bname: str, by: str | None, share_for: str | None) -> None:
+        """Freeze active domain ``aname`` (its jobs with it) and resume ``bname`` on host
+        ``hname``, thawing any work frozen in it."""
+        s, now = self.s, self.now
+        room = self.rooms[hname]
+        a, b = s.domains[aname], s.domains[bname]
+        inside = sorted(s.domain_jobs.get(aname, ()))
+        self.actions.append(SuspendDomain(aname, by=by if inside else None, share_for=share_for))
+        room.give(a)
+        for vid in inside:
+            s.jobs[vid] = attrs.evolve(s.jobs[vid], state=JobState.SUSPENDED)
+            s._set_status(vid, _STATE_SUSPENDED)
+        s._mark_domain(aname, DomainState.SUSPENDED if inside else DomainState.OCCUPIED, now)
+        room.take(b.cores, b.memory_mb)
+        self.actions.append(ResumeDomain(bname))
+        frozen = sorted(s.domain_jobs.get(bname, ()))
+        s._mark_domain(bname, DomainState.RUNNING if frozen else DomainState.FREE, now)
+        for jid in frozen:
+            if s.status.get(jid) == _STATE_SUSPENDED:
+                s.set_job(attrs.evolve(s.jobs[jid], state=JobState.RUNNING))
+        self.claimed.update((aname, bname))
+
+    def _thaw_for(self, h: int, job: Job) -> bool:
+        """A job that outranks the work running on a host may take back its own image's
+        domain there when that domain was frozen for fair share: the share preemptor's domain
+        is frozen in turn (by class, so it comes back when the job's host empties) and the
+        frozen work resumes beside the job. Without this, a VO frozen out by share could not
+        start even an interactive job until the other VO's hosts drained."""
+        s = self.s
+        sh = s._hshape[h]
+        if sh in self.thaw_failed:
+            return False
+        best = None
+        for bname in sorted(s._by_state[DomainState.SUSPENDED]):
+            b = s.domains[bname]
+            frozen = [s.jobs[j] for j in s.domain_jobs.get(bname, ())]
+            host = s.hosts[b.host]
+            if not frozen or b.image not in sh.images or not host.up or not sh.features <= host.features \
+                    or not self._fits_with(sh, b, frozen) or not self._frozen_for_share(b.host):
+                continue
+            room = self.rooms[b.host]
+            actives = [s.domains[n] for n in room.domains if s.domains[n].state.active]
+            if any(n.name in self.claimed for n in actives):
+                continue
+            ranks = [self._rank(s.jobs[j]) for d in actives for j in s.domain_jobs.get(d.name, ())]
+            if any(r >= sh.rank for r in ranks) or len(actives) != 1 or not room.fits(b.cores, b.memory_mb, actives):
+                continue
+            cost = (max(ranks, default=-1), sum(s.jobs[j].cores for j in s.domain_jobs.get(actives[0].name, ())),
+                    b.host, bname)
+            if best is None or cost < best[0]:
+                best = (cost, actives[0].name, bname)
+        if best is None:
+            self.thaw_failed.add(sh)
+            return False
+        (victim_rank, _, hname, _), aname, bname = best
+        self._switch(hname, aname, bname, by=job.id, share_for=None)
+        slot = s._slot_h[bname]
+        self.actions.append(RunJob(job.id, bname))
+        s.engine.start_job(h, slot, self.now)
+        s._mark_running(job.id, bname, self.now, via_engine=True)
+        if victim_rank >= 0:
+            self._reserve(bname, victim_rank + 1)
+        return True
 
     def mode_off(self) -> bool:
         return self.s.mode is None
@@ -1480,19 +1732,68 @@ class _Cycle:
     def reserve_for_preemptors(self) -> None:
         """While a host holds suspended work, its active domains serve only jobs that outrank
         it: otherwise an equal job would slip into the room a preemptor made, and the
-        suspended jobs would in effect be preempted by their equals."""
+        suspended jobs would in effect be preempted by their equals. Domains frozen for fair
+        share reserve nothing: no preemptor made that room (see ``_host_frozen``)."""
         s = self.s
-        hosts = sorted({s.domains[s.jobs[j].domain].host for j in s._suspended
-                        if s.jobs[j].domain in s.domains})
-        for hname in hosts:
-            frozen = [j for n in s.host_domains[hname] for j in s.domain_jobs.get(n, ())
-                      if s.status.get(j) == _STATE_SUSPENDED]
-            if not frozen:
+        frozen: dict[str, list] = {}     # host -> [least rank, highest rank, all in suspended domains]
+        for dname, inside in s._frozen_domains().items():
+            d = s.domains[dname]
+            ranks = [self._rank(s.jobs[j]) for j in inside]
+            f = frozen.get(d.host)
+            if f is None:
+                frozen[d.host] = [min(ranks), max(ranks), d.state is DomainState.SUSPENDED]
+            else:
+                f[0], f[1], f[2] = min(f[0], *ranks), max(f[1], *ranks), f[2] and d.state is DomainState.SUSPENDED
+        if not frozen:
+            return
+        top = self._ranked_running_top()
+        for hname in sorted(frozen):
+            low, high, whole = frozen[hname]
+            if whole and top.get(hname, 0) <= low:
                 continue
-            need = max(self._rank(s.jobs[j]) for j in frozen) + 1
             for n in s.host_domains[hname]:
                 if s.domains[n].state.active:
-                    self._reserve(n, need)
+                    self._reserve(n, high + 1)
+
+    def _ranked_running_top(self) -> dict[str, int]:
+        """Host -> the highest class rank running in its active domains, for the hosts where
+        it is above the lowest class (the rest run only lowest-class work, if any)."""
+        s = self.s
+        top: dict[str, int] = {}
+        for j in s._ranked_running:
+            d = s.domains.get(s.jobs[j].domain)
+            if d is not None and d.state.active:
+                r = self._rank(s.jobs[j])
+                if r > top.get(d.host, 0):
+                    top[d.host] = r
+        return top
+
+    def _host_frozen(self, hname: str) -> tuple[int, bool]:
+        """The highest class rank of the work frozen on host ``hname`` (-1: none), and whether
+        it sits in suspended domains while no job running there outranks the least of it. A
+        preemptor outranks everything it froze, so such work was frozen for fair share (or
+        its preemptor has ended). Worked out from the state alone, so it survives a
+        scheduler restart."""
+        s = self.s
+        low, high, whole = None, -1, True
+        status, jobs, rank = s.status, s.jobs, self._rank
+        for n in s.host_domains[hname]:
+            inside = s.domain_jobs.get(n)
+            if not inside:
+                continue
+            suspended_domain = s.domains[n].state is DomainState.SUSPENDED
+            for j in inside:
+                if status.get(j) == _STATE_SUSPENDED:
+                    whole = whole and suspended_domain     # else suspend-jobs mode
+                    r = rank(jobs[j])
+                    low = r if low is None or r < low else low
+                    high = r if r > high else high
+        if low is None:
+            return -1, False
+        return high, whole and self._ranked_running_top().get(hname, 0) <= low
+
+    def _frozen_for_share(self, hname: str) -> bool:
+        return self._host_frozen(hname)[1]
 
     def _reserve(self, name: str, need: int) -> None:
         self.reserved[name] = max(need, self.reserved.get(name, 0))

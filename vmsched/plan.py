@@ -77,6 +77,7 @@ class SuspendDomain(Action):
     verb = "suspend-domain"
     domain: str
     by: str | None = None  # the preemptor's job id; None when the domain is idle
+    share_for: str | None = None  # frozen for fair share: the VO under its share that takes the host
 
 
 @attrs.frozen(slots=True)

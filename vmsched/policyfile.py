@@ -85,6 +85,10 @@ class PreemptionPolicy:
     owner_reclaim: bool = True
     suspend_s: float = 5.0
     resume_s: float = 5.0
+    #: Share preemption: once a VO has been below its fair-share target with work waiting for
+    #: this long, a host whose active domain runs only default-class work of a VO over its
+    #: target is switched to the waiting VO's domain (None: never).
+    share_after_s: float | None = None
 
     def rank(self, name: str) -> int:
         return self.classes.index(name)
@@ -657,7 +661,8 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
         fairshare = attrs.evolve(fairshare, store=str(base_dir / fairshare.store))
 
     pre = r.table(data.get("preemption"), ("preemption",),
-                  {"classes", "default_class", "mode", "rule", "owner_reclaim", "suspend_time", "resume_time"})
+                  {"classes", "default_class", "mode", "rule", "owner_reclaim", "suspend_time", "resume_time",
+                   "share_after"})
     classes = r.get(pre, "classes", ("preemption",), "strs", ("normal",))
     if classes is not None and len(set(classes)) != len(classes):
         r.problem(("preemption", "classes"), "class names repeat")
@@ -693,7 +698,11 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
                                   mode or "suspend-domain", tuple(rules),
                                   r.get(pre, "owner_reclaim", ("preemption",), "bool", True),
                                   r.get(pre, "suspend_time", ("preemption",), "duration", 5.0),
-                                  r.get(pre, "resume_time", ("preemption",), "duration", 5.0))
+                                  r.get(pre, "resume_time", ("preemption",), "duration", 5.0),
+                                  r.get(pre, "share_after", ("preemption",), "duration", None))
+    if preemption.share_after_s is not None and preemption.mode != "suspend-domain":
+        r.problem(("preemption", "share_after"), "share preemption freezes whole domains: it needs "
+                  f"mode = \"suspend-domain\", not {preemption.mode!r}")
 
     lc = r.table(data.get("lifecycle"), ("lifecycle",),
                  {"dynamic_boot", "max_concurrent_boots", "idle_shutdown", "shutdown_time", "warm_pool",

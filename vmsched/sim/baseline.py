@@ -94,7 +94,8 @@ def static_baseline(policy: Policy) -> Policy:
     pre = policy.preemption
     if pre.mode == "suspend-domain":
         pre = attrs.evolve(pre, mode="suspend-jobs")
-    pre = attrs.evolve(pre, owner_reclaim=False)
+    # nothing moves between VOs: no owner reclaim, no share preemption
+    pre = attrs.evolve(pre, owner_reclaim=False, share_after_s=None)
     lc = attrs.evolve(policy.lifecycle, dynamic_boot=False, warm_pool=(), idle_shutdown_s=1e15)
     fs = attrs.evolve(policy.fairshare, image_shares=False)
     return attrs.evolve(policy, source=f"{policy.source} [static baseline]", site=f"{policy.site} (static split)",
