@@ -26,8 +26,9 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
-from vmsched.model import Domain, DomainState, Host
+from vmsched.model import Domain, DomainState, Host, Job
 from vmsched.plan import Plan, Verdict
+from vmsched.policies import partition
 from vmsched.policyfile import Policy, initial_domains
 from vmsched.sim.mapping import SimJob, Unrunnable
 from vmsched.usage import UsageStore
@@ -122,6 +123,9 @@ class Simulation:
         self._dirty = True
         self._last_empty = False
         self._idle_deadline: float | None | bool = False   # False: not computed since the last change
+        self._share_deadline: float | None | bool = False  # the same, for share preemption
+        self._share_heap: list[tuple[float, str]] = []     # (when a queued job has waited share_after, job)
+        self._suspended_domains: set[SimDomain] = set()
         self._last_activity = self.now
         self._last_cycle_t = -math.inf
         self._arrived_now: list[str] = []
@@ -148,6 +152,13 @@ class Simulation:
         self.busy_by_vo: Counter = Counter()
         self.active_domain_cores = 0
         self.queued_by_vo: Counter = Counter()
+        # queued jobs that any host could run (no wider than the smallest host): a VO with
+        # such work would use whatever cores fair share gave it
+        self.queued_any_host_by_vo: Counter = Counter()
+        self.queued_cores_by_vo: Counter = Counter()
+        self.frozen_by_vo: Counter = Counter()   # cores of suspended jobs
+        self._smallest = (min((h.cores for h in self.hosts.values()), default=0),
+                          min((h.memory_mb for h in self.hosts.values()), default=0))
         self.busy_core_s = 0.0
         self.held_idle_core_s = 0.0      # cores held by jobs waiting out a resume delay
         self.busy_core_s_arrivals = 0.0
@@ -161,6 +172,12 @@ class Simulation:
         self.sat_core_s_by_vo: Counter = Counter()
         self.all_waiting_s = 0.0               # every share VO waiting, whatever the load
         self.all_waiting_core_s_by_vo: Counter = Counter()
+        self.contended_s = 0.0                 # saturated, and every share VO has work any host could run
+        self.contended_core_s_by_vo: Counter = Counter()
+        # the same periods, each VO's fair part of the busy cores: its share of the cores,
+        # or all it asks for (running, frozen and queued cores) if less, the rest split by share
+        self.contended_fair_core_s_by_vo: Counter = Counter()
+        self._vo_shares = {p[0]: sh for p, sh in policy.fairshare.shares if len(p) == 1 and p[0] in self.share_vos}
         span = (self.order[-1].arrival - self.order[0].arrival) if self.order else 0.0
         self.bin_s = float(bin_s) if bin_s else max(self.interval, math.ceil(max(span, 1.0) / 400.0 / 60.0) * 60.0)
         self.bins_busy: list[float] = []
@@ -243,7 +260,7 @@ class Simulation:
         if self.every_tick or self._dirty or not self._last_empty:
             self._arm_tick(t)
         else:
-            deadline = self._next_idle_deadline()
+            deadline = self._next_deadline()
             if deadline is not None:
                 self._arm_tick(deadline)
         if self.check:
@@ -255,8 +272,31 @@ class Simulation:
     def _tick_wanted(self, t: float) -> bool:
         if self.every_tick or self._dirty or not self._last_empty:
             return True
-        deadline = self._next_idle_deadline()
+        deadline = self._next_deadline()
         return deadline is not None and deadline <= t
+
+    def _next_deadline(self) -> float | None:
+        """When a quiet cycle could next decide something: an idle domain's shutdown, or a
+        job or frozen domain reaching the share preemption wait."""
+        found = [d for d in (self._next_idle_deadline(), self._next_share_deadline()) if d is not None]
+        return min(found) if found else None
+
+    def _next_share_deadline(self) -> float | None:
+        """The first moment after the last cycle that a queued job has waited, or a frozen
+        domain has been frozen, ``share_after``: share preemption may act then."""
+        after = self.policy.preemption.share_after_s
+        if after is None:
+            return None
+        if self._share_deadline is False:
+            last = self._last_cycle_t
+            # queued jobs by the time they reach share_after; past or gone ones never matter again
+            heap = self._share_heap
+            while heap and (heap[0][0] <= last or self.jobs[heap[0][1]].state != "queued"):
+                heapq.heappop(heap)
+            times = [heap[0][0]] if heap else []
+            times += [d.since + after for d in self._suspended_domains if d.jobs and d.since + after > last]
+            self._share_deadline = min(times, default=None)
+        return self._share_deadline  # type: ignore[return-value]
 
     def _next_idle_deadline(self) -> float | None:
         """The first idle-shutdown deadline after the last cycle (one that passed with an
@@ -295,6 +335,14 @@ class Simulation:
         return True
 
     # ------------------------------------------------------------------ accounting
+    def _count_queued(self, job: Job, n: int) -> None:
+        if n > 0 and self.policy.preemption.share_after_s is not None:
+            heapq.heappush(self._share_heap, (job.submit_time + self.policy.preemption.share_after_s, job.id))
+        self.queued_by_vo[job.vo] += n
+        self.queued_cores_by_vo[job.vo] += n * job.cores
+        if job.cores <= self._smallest[0] and job.memory_mb <= self._smallest[1]:
+            self.queued_any_host_by_vo[job.vo] += n
+
     def _advance(self, t: float) -> None:
         t0 = self._last_t
         if t <= t0:
@@ -309,14 +357,27 @@ class Simulation:
         if self.share_vos and len(self.share_vos) > 1 and all(self.queued_by_vo[v] > 0 for v in self.share_vos):
             full = busy >= FULL_LOAD * self.capacity_cores
             self.all_waiting_s += dt
+            contended = False
             if full:
                 self.saturated_s += dt
+                contended = all(self.queued_any_host_by_vo[v] > 0 for v in self.share_vos)
+                if contended:
+                    self.contended_s += dt
+                    demand = {vo: self.busy_by_vo.get(vo, 0) + self.frozen_by_vo[vo] + self.queued_cores_by_vo[vo]
+                              for vo in self.share_vos}
+                    fair = partition.targets(self.capacity_cores, self._vo_shares, demand)
+                    total_fair = sum(fair.values())
+                    if total_fair > 0:
+                        for vo in self.share_vos:
+                            self.contended_fair_core_s_by_vo[vo] += busy * fair[vo] / total_fair * dt
             for vo in self.share_vos:
                 c = self.busy_by_vo.get(vo, 0)
                 if c:
                     self.all_waiting_core_s_by_vo[vo] += c * dt
                     if full:
                         self.sat_core_s_by_vo[vo] += c * dt
+                        if contended:
+                            self.contended_core_s_by_vo[vo] += c * dt
         # bins
         w = self.bin_s
         queued = sum(self.queued_by_vo.values())
@@ -348,7 +409,7 @@ class Simulation:
         sj = self.jobs[jid]
         sj.state = "queued"
         sj.load_at_arrival = self.busy_cores / self.capacity_cores if self.capacity_cores else 0.0
-        self.queued_by_vo[sj.job.vo] += 1
+        self._count_queued(sj.job, 1)
         self.sched.set_job(sj.job)
         self._arrived_now.append(jid)
         if self.events[ARRIVAL] == len(self.order):
@@ -421,14 +482,14 @@ class Simulation:
         self.host_domains[d.host].add(d.name)
         if d.state in _ACTIVE_LIKE:
             self.active_domain_cores += d.cores
-        self._idle_deadline = False
+        self._idle_deadline = self._share_deadline = False
 
     def _remove_domain(self, d: SimDomain) -> None:
         if d.state in _ACTIVE_LIKE:
             self.active_domain_cores -= d.cores
         del self.domains[d.name]
         self.host_domains[d.host].discard(d.name)
-        self._idle_deadline = False
+        self._idle_deadline = self._share_deadline = False
 
     def _set_state(self, d: SimDomain, state: DomainState) -> None:
         if d.state is state:
@@ -441,7 +502,11 @@ class Simulation:
             self.active_domain_cores += d.cores
         d.state = state
         d.since = self.now
-        self._idle_deadline = False
+        if state is DomainState.SUSPENDED:
+            self._suspended_domains.add(d)
+        else:
+            self._suspended_domains.discard(d)
+        self._idle_deadline = self._share_deadline = False
 
     def _sync_domain(self, d: SimDomain) -> None:
         """Tell the Scheduler about a domain whose real state differs from its view."""
@@ -470,8 +535,10 @@ class Simulation:
         sj.state = "suspended"
         self.busy_cores -= sj.job.cores
         self.busy_by_vo[sj.job.vo] -= sj.job.cores
+        self.frozen_by_vo[sj.job.vo] += sj.job.cores
 
     def _thaw(self, sj: SimJob, delay: float) -> None:
+        self.frozen_by_vo[sj.job.vo] -= sj.job.cores
         self.busy_cores += sj.job.cores
         self.busy_by_vo[sj.job.vo] += sj.job.cores
         self._start(sj, self.domains[sj.domain], delay)
@@ -480,12 +547,13 @@ class Simulation:
         """Back to the queue; the work done so far is lost."""
         if sj.state == "running":
             self._freeze(sj)
+        self.frozen_by_vo[sj.job.vo] -= sj.job.cores
         sj.lost_work += sj.executed
         sj.executed = 0.0
         sj.remaining = sj.work
         sj.requeues += 1
         sj.state = "queued"
-        self.queued_by_vo[sj.job.vo] += 1
+        self._count_queued(sj.job, 1)
         d = self.domains.get(sj.domain)
         sj.domain = None
         if d is not None:
@@ -521,12 +589,12 @@ class Simulation:
         self._dirty = False
         self._last_empty = not plan.actions
         self._last_cycle_t = t
-        self._idle_deadline = False
+        self._idle_deadline = self._share_deadline = False
 
     def _drop_never(self, sj: SimJob, reason: str, stage: str) -> None:
         self.sched.remove_job(sj.job.id)
         if sj.state == "queued":
-            self.queued_by_vo[sj.job.vo] -= 1
+            self._count_queued(sj.job, -1)
         sj.state = "never"
         self.dropped += 1
         self.never.append(Unrunnable(sj.trace_id, sj.job.id, sj.job.vo, sj.klass, reason, stage))
@@ -551,7 +619,7 @@ class Simulation:
                 if d.state not in (DomainState.FREE, DomainState.RUNNING):
                     self._violation(f"run {a.job} in {a.domain}: domain is {d.state.value}, not active")
                     continue
-                self.queued_by_vo[sj.job.vo] -= 1
+                self._count_queued(sj.job, -1)
                 d.jobs.add(sj.job.id)
                 self.busy_cores += sj.job.cores
                 self.busy_by_vo[sj.job.vo] += sj.job.cores

@@ -7,7 +7,14 @@ Definitions (also in the JSON under ``definitions``):
   last arrival (the long tail of a trace's last jobs leaves a cluster nearly idle);
 * achieved share of a VO: its share of all core-seconds used; *under saturation*: the same,
   counted only while every VO with a share had jobs waiting and at least 90 % of the cores
-  were busy, which is when fair share has to choose between VOs; *all waiting*: counted
+  were busy, which is when fair share has to choose between VOs; *contended*: saturated,
+  and every VO with a share had a job waiting that any host could run (no wider than the
+  smallest host), so that each would use any core fair share gave it (a VO whose waiting
+  jobs all need the few big hosts competes for those hosts, not for its share), and its
+  error is against the VO's *fair* part at each instant rather than the configured share:
+  the share, or all the VO asked for (running, frozen and queued cores) if that is less,
+  with what it leaves split among the others by share (max-min fairness, as the scheduler
+  itself computes targets); *all waiting*: counted
   whenever every VO with a share had jobs waiting, whatever the load (on a cluster with
   idle cores this mostly measures which job shapes each VO submits: wide jobs wait for the
   few hosts they fit while narrow ones run at once); the error is achieved minus target,
@@ -87,10 +94,18 @@ def summarize(sim, *, policy_path: str, trace_info: dict, hosts_desc: str, assum
         target = top.get(vo, 0.0) / tot_share if tot_share and vo in present else None
         achieved = used_by_vo.get(vo, 0.0) / used_total if used_total else None
         share[vo] = {"target": target, "achieved": achieved}
-        for name, core_s in (("saturated", sim.sat_core_s_by_vo), ("all_waiting", sim.all_waiting_core_s_by_vo)):
+        for name, core_s in (("saturated", sim.sat_core_s_by_vo), ("contended", sim.contended_core_s_by_vo),
+                             ("all_waiting", sim.all_waiting_core_s_by_vo)):
             total = sum(core_s.values())
             got = core_s.get(vo, 0.0) / total if total else None
             share[vo][f"achieved_{name}"] = got
+            if name == "contended":
+                # against the VO's fair part at each instant, not the configured share
+                fair = sim.contended_fair_core_s_by_vo.get(vo, 0.0) / total if total else None
+                share[vo]["fair_contended"] = fair
+                share[vo]["error_contended_pp"] = 100.0 * (got - fair) if got is not None and fair is not None \
+                    and vo in top else None
+                continue
             share[vo][f"error_{name}_pp"] = 100.0 * (got - target) if got is not None and target is not None else None
         share[vo]["core_s"] = used_by_vo.get(vo, 0.0)
 
@@ -154,6 +169,9 @@ def summarize(sim, *, policy_path: str, trace_info: dict, hosts_desc: str, assum
         "share": {"per_vo": share, "saturated_s": sim.saturated_s, "full_load": FULL_LOAD,
                   "saturated_fraction": sim.saturated_s / makespan if makespan else None,
                   "max_abs_error_saturated_pp": _max_abs(share, "error_saturated_pp"),
+                  "contended_s": sim.contended_s,
+                  "contended_fraction": sim.contended_s / makespan if makespan else None,
+                  "max_abs_error_contended_pp": _max_abs(share, "error_contended_pp"),
                   "all_waiting_s": sim.all_waiting_s,
                   "all_waiting_fraction": sim.all_waiting_s / makespan if makespan else None,
                   "max_abs_error_all_waiting_pp": _max_abs(share, "error_all_waiting_pp")},
@@ -238,18 +256,24 @@ def format_summary(s: dict[str, Any]) -> str:
              f"(resume time {_fmt_s(it['resume_s'])})")
     L.append("")
     sh = s["share"]
-    L.append(f"  {'VO':<10} {'target':>7} {'achieved':>9} {'saturated':>10} {'error':>7} {'all waiting':>12} "
-             f"{'error':>7}   {'jobs':>6} {'wait mean':>10} {'median':>8} {'p95':>8}")
+    L.append(f"  {'VO':<10} {'target':>7} {'achieved':>9} {'saturated':>10} {'error':>7} {'contended':>10} "
+             f"{'error':>7} {'all waiting':>12} {'error':>7}   {'jobs':>6} {'wait mean':>10} {'median':>8} {'p95':>8}")
+
+    def err(v, name):
+        e = v.get(f"error_{name}_pp")
+        return "-" if e is None else f"{e:+.1f}pp"
+
     for vo, v in sh["per_vo"].items():
         w = s["wait_s"]["by_vo"].get(vo, {"n": 0, "mean": None, "median": None, "p95": None})
-        err = "-" if v["error_saturated_pp"] is None else f"{v['error_saturated_pp']:+.1f}pp"
-        err_all = "-" if v.get("error_all_waiting_pp") is None else f"{v['error_all_waiting_pp']:+.1f}pp"
         L.append(f"  {vo:<10} {_pct(v['target']):>7} {_pct(v['achieved']):>9} {_pct(v['achieved_saturated']):>10} "
-                 f"{err:>7} {_pct(v.get('achieved_all_waiting')):>12} {err_all:>7}   "
+                 f"{err(v, 'saturated'):>7} {_pct(v.get('achieved_contended')):>10} {err(v, 'contended'):>7} "
+                 f"{_pct(v.get('achieved_all_waiting')):>12} {err(v, 'all_waiting'):>7}   "
                  f"{w['n']:>6} {_fmt_s(w['mean']):>10} {_fmt_s(w['median']):>8} {_fmt_s(w['p95']):>8}")
     L.append(f"  (saturated: every VO with a share had jobs waiting and >= {_pct(sh.get('full_load', FULL_LOAD))} "
-             f"of the cores were busy, {_pct(sh['saturated_fraction'])} of the time; all waiting: every VO with a "
-             f"share had jobs waiting, {_pct(sh.get('all_waiting_fraction'))} of the time)")
+             f"of the cores were busy, {_pct(sh['saturated_fraction'])} of the time; contended: saturated, and "
+             f"every such VO had a job waiting that any host could run, {_pct(sh.get('contended_fraction'))}, "
+             f"error against the fair part given demand; "
+             f"all waiting: every VO with a share had jobs waiting, {_pct(sh.get('all_waiting_fraction'))})")
     L.append("")
     L.append(f"  {'class':<12} {'jobs':>6} {'wait mean':>10} {'median':>8} {'p95':>8}")
     for k, w in s["wait_s"]["by_class"].items():
@@ -301,6 +325,7 @@ def format_compare(a: dict[str, Any], b: dict[str, Any]) -> str:
         L.append(row(f"share {vo} (target {_pct(va.get('target'))})", _pct(va.get("achieved")),
                      _pct(vb.get("achieved"))))
         L.append(row("  under saturation", _pct(va.get("achieved_saturated")), _pct(vb.get("achieved_saturated"))))
+        L.append(row("  contended", _pct(va.get("achieved_contended")), _pct(vb.get("achieved_contended"))))
         wa, wb = a["wait_s"]["by_vo"].get(vo, {}), b["wait_s"]["by_vo"].get(vo, {})
         L.append(row(f"mean wait {vo}", _fmt_s(wa.get("mean")), _fmt_s(wb.get("mean"))))
     L.append("")
