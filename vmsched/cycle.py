@@ -209,7 +209,7 @@ class Scheduler:
                                                                   _STATE_HELD)}
         self._suspended = self._listed[_STATE_SUSPENDED]
         self._frozen_version = 0                       # bumped when a job is suspended or leaves that
-        self._frozen_cache: tuple[int, dict[str, list[str]]] = (-1, {})
+        self._frozen_cache: tuple[int, tuple[dict, dict]] = (-1, ({}, {}))
         self._vo_rank_pending: dict[str, bool] = {}    # pending jobs above the lowest class
         self._ranked_running: set[str] = set()          # running jobs above the lowest class
         self._run_agg: dict[tuple[str, ...], list] = {}   # entity -> [sum w, sum w*start, jobs] running
@@ -678,13 +678,27 @@ class Scheduler:
     def _frozen_domains(self) -> dict[str, list[str]]:
         """Domain -> its suspended jobs (cached until a job is suspended or resumed; callers
         must not modify it)."""
+        return self._frozen()[0]
+
+    def _frozen_hosts(self) -> dict[str, tuple[int, int, tuple[str, ...]]]:
+        """Host -> (least, highest class rank of its suspended jobs, the domains they are
+        in), cached like ``_frozen_domains``."""
+        return self._frozen()[1]
+
+    def _frozen(self):
         if self._frozen_cache[0] != self._frozen_version:
-            out: dict[str, list[str]] = {}
+            doms: dict[str, list[str]] = {}
             for j in sorted(self._suspended):
                 d = self.jobs[j].domain
                 if d in self.domains:
-                    out.setdefault(d, []).append(j)
-            self._frozen_cache = (self._frozen_version, out)
+                    doms.setdefault(d, []).append(j)
+            hosts: dict[str, tuple[int, int, tuple[str, ...]]] = {}
+            for dname, inside in doms.items():
+                h = self.domains[dname].host
+                ranks = [self.rank_of(self.jobs[j]) for j in inside]
+                low, high, names = hosts.get(h, (min(ranks), max(ranks), ()))
+                hosts[h] = (min(low, *ranks), max(high, *ranks), names + (dname,))
+            self._frozen_cache = (self._frozen_version, (doms, hosts))
         return self._frozen_cache[1]
 
     def booting_count(self) -> int:
@@ -1051,15 +1065,16 @@ class _Cycle:
         out = set()
         if not over:
             return out
-        for name in sorted(s._by_state[DomainState.FREE]):
-            d = s.domains[name]
-            img = self.policy.images.get(d.image)
-            if not s._img_pending[d.image]:
-                continue          # no waiting job could take it: holding it back would change nothing
-            if d.state is DomainState.FREE and not s.domain_jobs.get(name) and img is not None \
-                    and img.vos & vo_share and (img.vos & vo_share) <= over:
+        # images serving only over-share VOs, that some waiting job could use (holding back a
+        # domain no waiting job could take would change nothing)
+        images = {name for name, img in self.policy.images.items()
+                  if img.vos & vo_share and img.vos & vo_share <= over and s._img_pending[name]}
+        if images:
+            for name in s._by_state[DomainState.FREE]:
+                if s.domains[name].image in images and not s.domain_jobs.get(name):
+                    out.add(name)
+            for name in sorted(out):
                 s.engine.set_slot_state(s._slot_h[name], SLOT_STARTING)
-                out.add(name)
         self.over_share = {vo: f"VO {vo} over its share ({held[vo]:.0f} cores held, target {target.get(vo, 0):.0f})"
                            for vo in over}
         return out
@@ -1735,21 +1750,13 @@ class _Cycle:
         suspended jobs would in effect be preempted by their equals. Domains frozen for fair
         share reserve nothing: no preemptor made that room (see ``_host_frozen``)."""
         s = self.s
-        frozen: dict[str, list] = {}     # host -> [least rank, highest rank, all in suspended domains]
-        for dname, inside in s._frozen_domains().items():
-            d = s.domains[dname]
-            ranks = [self._rank(s.jobs[j]) for j in inside]
-            f = frozen.get(d.host)
-            if f is None:
-                frozen[d.host] = [min(ranks), max(ranks), d.state is DomainState.SUSPENDED]
-            else:
-                f[0], f[1], f[2] = min(f[0], *ranks), max(f[1], *ranks), f[2] and d.state is DomainState.SUSPENDED
+        frozen = s._frozen_hosts()
         if not frozen:
             return
         top = self._ranked_running_top()
         for hname in sorted(frozen):
-            low, high, whole = frozen[hname]
-            if whole and top.get(hname, 0) <= low:
+            low, high, doms = frozen[hname]
+            if top.get(hname, 0) <= low and all(s.domains[n].state is DomainState.SUSPENDED for n in doms):
                 continue
             for n in s.host_domains[hname]:
                 if s.domains[n].state.active:
@@ -1775,22 +1782,12 @@ class _Cycle:
         its preemptor has ended). Worked out from the state alone, so it survives a
         scheduler restart."""
         s = self.s
-        low, high, whole = None, -1, True
-        status, jobs, rank = s.status, s.jobs, self._rank
-        for n in s.host_domains[hname]:
-            inside = s.domain_jobs.get(n)
-            if not inside:
-                continue
-            suspended_domain = s.domains[n].state is DomainState.SUSPENDED
-            for j in inside:
-                if status.get(j) == _STATE_SUSPENDED:
-                    whole = whole and suspended_domain     # else suspend-jobs mode
-                    r = rank(jobs[j])
-                    low = r if low is None or r < low else low
-                    high = r if r > high else high
-        if low is None:
+        f = s._frozen_hosts().get(hname)
+        if f is None:
             return -1, False
-        return high, whole and self._ranked_running_top().get(hname, 0) <= low
+        low, high, doms = f
+        return high, all(s.domains[n].state is DomainState.SUSPENDED for n in doms) and \
+            self._ranked_running_top().get(hname, 0) <= low
 
     def _frozen_for_share(self, hname: str) -> bool:
         return self._host_frozen(hname)[1]
