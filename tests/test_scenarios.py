@@ -412,3 +412,66 @@ def test_work_frozen_for_share_comes_back_when_its_vo_is_under_share_again():
     assert ("resume-domain", "h1-img-b-1") in verbs(plan)
     snap = apply_plan(p, Snapshot(700.0, p.hosts, doms, tuple(jobs)), plan)
     assert all(j.state is JobState.RUNNING for j in snap.jobs if j.vo == "b")
+
+
+def test_two_share_moves_on_one_host_never_overcommit_it():
+    """A host with room for two active domains: each move is checked against the room the
+    moves before it left, not the room the host had when the cycle began."""
+    site = SHARE_SITE.split("[[hosts]]")[0].replace('name = "img-a"\nvos = ["a"]',
+                                                    'name = "img-a"\nvos = ["a"]\n[[images]]\nname = "img-a2"\nvos = ["a"]')
+    p = parse_policy(site, "share.toml")
+    hosts = (Host("h", 16, 65536, max_active=2), Host("g", 16, 65536, max_active=2))
+    S = DomainState
+    doms = (Domain("hb1", "h", "img-b", "f", S.RUNNING, 4, 4000), Domain("hb2", "h", "img-b", "f", S.RUNNING, 8, 8000),
+            Domain("ha1", "h", "img-a", "f", S.OCCUPIED, 8, 8000), Domain("ha2", "h", "img-a2", "f", S.OCCUPIED, 12, 12000),
+            Domain("gb", "g", "img-b", "f", S.RUNNING, 16, 16000))
+    jobs = [job(f"{d}-{k}", "b", "q", 1, 500, wall=86400, state=JobState.RUNNING, domain=d, start_time=0.0)
+            for d, n in (("hb1", 4), ("hb2", 8), ("gb", 16)) for k in range(n)]
+    jobs += [job(f"a{k}", "a", "q", 1, 500, wall=3600, t=0.0) for k in range(20)]
+    snap = Snapshot(700.0, hosts, doms, tuple(jobs))
+    plan = sched(p).on_cycle(snap)
+    assert [a.domain for a in plan.actions if a.verb == "suspend-domain"] == ["hb1"]
+    apply_plan(p, snap, plan)         # checks every host's room
+
+
+def test_work_of_a_class_below_default_frozen_for_share_reserves_nothing():
+    """A share-frozen domain that also holds a low-class job: the default-class work that
+    took the host does not outrank all of it, so it is still frozen for share, and the
+    gaining VO's later jobs may use the rest of the host."""
+    site = SHARE_SITE.replace('classes = ["normal", "interactive"]',
+                              'classes = ["opp", "normal", "interactive"]\ndefault_class = "normal"')
+    site = site.replace('[[preemption.rule]]\ninteractive = true',
+                        '[[preemption.rule]]\nqueue = "bf"\nclass = "opp"\n[[preemption.rule]]\ninteractive = true')
+    site = site.replace('[[queues]]\nname = "q"\nper_domain_jobs = 32',
+                        '[[queues]]\nname = "q"\nper_domain_jobs = 32\n[[queues]]\nname = "bf"\nper_domain_jobs = 32')
+    p = parse_policy(site, "share.toml")
+    doms, jobs = _share_start(p, {"h1": 6, "big": 20})
+    jobs = [attrs.evolve(j, queue="bf") if j.id == "h1-img-b-1-0" else j for j in jobs]
+    s = sched(p)
+    snap = Snapshot(700.0, p.hosts, doms, tuple(jobs + [job(f"a{k}", "a", "q", 1, 1000, wall=36000) for k in range(4)]))
+    plan = s.on_cycle(snap)
+    assert ("suspend-domain", "h1-img-b-1") in verbs(plan)
+    snap = apply_plan(p, snap, plan)
+    more = [job(f"late{k}", "a", "q", 1, 1000, wall=600, t=710.0) for k in range(3)]
+    plan = s.on_cycle(attrs.evolve(snap, time=800.0, jobs=snap.jobs + tuple(more)))
+    assert [v for v in verbs(plan) if v[0] == "run"] == [("run", f"late{k}") for k in range(3)]
+
+
+def test_frozen_work_comes_back_to_a_host_bigger_than_the_smallest():
+    """Only the smallest hosts move to a VO, but a VO's own frozen work comes back to any
+    host: a 2-core host coming up does not strand the work frozen on an 8-core one."""
+    tiny = ('[[hosts]]\nname = "tiny"\ncores = 2\nmemory = "4gb"\nmax_active = 1\nmax_domains = 2\n'
+            'domains = [ { image = "img-b", flavor = "whole-hard" }, { image = "img-a", flavor = "whole-hard" } ]\n')
+    p = parse_policy(SHARE_SITE.split("[[hosts]]\nname = \"big\"")[0] + tiny, "share.toml")
+    state = {"h1-img-b-1": DomainState.SUSPENDED, "h1-img-a-1": DomainState.RUNNING,
+             "h2-img-b-1": DomainState.OCCUPIED, "h2-img-a-1": DomainState.RUNNING,
+             "h3-img-b-1": DomainState.OCCUPIED, "h3-img-a-1": DomainState.RUNNING,
+             "h4-img-b-1": DomainState.RUNNING, "h4-img-a-1": DomainState.OCCUPIED,
+             "tiny-img-b-1": DomainState.OCCUPIED, "tiny-img-a-1": DomainState.OCCUPIED}
+    doms = tuple(attrs.evolve(d, state=state[d.name], since=0.0) for d in initial_domains(p))
+    jobs = [job(f"b1-{k}", "b", "q", state=JobState.SUSPENDED, domain="h1-img-b-1", start_time=0.0) for k in range(6)]
+    jobs += [job(f"b4-{k}", "b", "q", state=JobState.RUNNING, domain="h4-img-b-1", start_time=0.0) for k in range(8)]
+    jobs += [job(f"a-{h}-{k}", "a", "q", state=JobState.RUNNING, domain=f"{h}-img-a-1", start_time=0.0)
+             for h in ("h1", "h2", "h3") for k in range(8)]
+    plan = sched(p).on_cycle(Snapshot(700.0, p.hosts, doms, tuple(jobs)))
+    assert ("resume-domain", "h1-img-b-1") in verbs(plan)

@@ -441,12 +441,14 @@ def test_share_preemption_gives_a_starved_vo_a_host_in_the_simulator(tmp_path):
     """egee fills all four hosts with hour-long jobs; meta's narrow jobs arrive a minute
     later. Without share preemption they wait the hour; with it, one host is frozen for meta
     after share_after (2 min) and the frozen egee jobs finish later by as much."""
-    jobs = [(0, 3600, 4, 6, 1)] * 4 + [(60, 600, 1, 1, 1)] * 4
+    # (an egee job ending at 150 s triggers a cycle between the tick grid's: share preemption,
+    # paced to once a minute, then looks again at 210 s, and the simulator must wake then)
+    jobs = [(0, 3600, 3, 6, 1), (0, 150, 1, 6, 1)] + [(0, 3600, 4, 6, 1)] * 3 + [(60, 600, 1, 1, 1)] * 4
     _r, plain = run(tmp_path, MAGRATHEA, jobs)
     plain.run()
     _r, share = run(tmp_path, MAGRATHEA_SHARE, jobs)
     share.run()
-    assert share.violation_count == 0 and share.ended == plain.ended == 8
+    assert share.violation_count == 0 and share.ended == plain.ended == 9
     def meta_wait(sim):
         return max(sj.first_start - sj.arrival for sj in sim.order if sj.job.vo == "meta")
     assert meta_wait(plain) >= 3500

@@ -823,6 +823,12 @@ class Scheduler:
         self.last_plan = plan
         return plan
 
+    @property
+    def share_looks_at(self) -> float:
+        """When share preemption looks again (it paces itself to once per cycle interval):
+        a simulator that skips quiet cycles wakes no earlier for it."""
+        return self._share_next
+
     def explain(self, job_id: str) -> Pending | None:
         return self.last_plan.reason(job_id) if self.last_plan else None
 
@@ -912,7 +918,7 @@ class _Cycle:
         self._shared_notes: dict[tuple, tuple[str, ...]] = {}  # (VO, boot-limited) -> notes of its waits
         self.reclaim_failed: set = set()    # job shapes that found nothing to reclaim
         self.thaw_failed: set = set()       # job shapes that found no share-frozen domain to take back
-        self.balance = None                 # (held, target, waiting) per share VO, as the cycle began
+        self.balance = None                 # (held, target, waiting, frozen) per share VO, as the cycle began
         self.default_rank = s.policy.preemption.rank(s.policy.preemption.default_class)
         self.boots_left = s.policy.lifecycle.max_concurrent_boots - s.booting_count()
 
@@ -1237,7 +1243,7 @@ class _Cycle:
                 if self.policy.preemption.owner_reclaim and self._owner_reclaim(h, job):
                     continue
                 if rank > lowest and s._by_state[DomainState.SUSPENDED] and s.mode == MODE_SUSPEND_DOMAIN \
-                        and self._thaw_for(h, job):
+                        and self._thaw_for(h, job, permit):
                     continue
                 left.append(h)
                 continue
@@ -1256,7 +1262,7 @@ class _Cycle:
         waiting in this cycle after ``share_after`` fits it, or when the VO's own work has
         been frozen there that long. Hosts with the VO's frozen work go first, so its work
         comes back before anybody else's is frozen. A host moves only while it brings both
-        VOs nearer their targets and the waiting VO has jobs to fill it, so the shares
+        VOs nearer their targets and the waiting VO has waiting jobs that fit it, so the shares
         settle instead of swinging. The trigger is the jobs' own wait and the domains' own
         state, so a restarted scheduler decides the same; the only memory is the pace (once
         per cycle interval) and the last fruitless search, and a restart merely looks again."""
@@ -1303,7 +1309,7 @@ class _Cycle:
         due = {sh.vo for sh in shapes} | {vo for n in overdue for vo in share_vos[s.domains[n].image] if vo in under}
         # A search that moved nothing moves nothing again until a domain, the waiting shapes
         # or a VO's distance from its target changes.
-        memo = (s._rooms_version, frozenset(shapes), frozenset(overdue), frozenset(due), frozenset(over),
+        memo = (s._rooms_version, s._topology, frozenset(shapes), frozenset(overdue), frozenset(due), frozenset(over),
                 tuple(sorted((vo, round(target[vo] - held[vo])) for vo in due | over)))
         if s._share_idle_search == memo:
             return
@@ -1314,11 +1320,14 @@ class _Cycle:
         for bname in sorted(n for img in images for n in s._inactive_img.get(img, ())):
             b = s.domains[bname]
             host = s.hosts[b.host]
-            # Only the smallest hosts move: the bigger ones are what wide jobs wait for, by
-            # share or by class preemption, and work frozen there would leave them nowhere.
-            if not host.up or bname in self.claimed or host.cores > smallest:
+            # Only the smallest hosts move to a VO: the bigger ones are what wide jobs wait
+            # for, by share or by class preemption, and work frozen there would leave them
+            # nowhere. (A VO's own frozen work may still come back to any host.)
+            if not host.up or bname in self.claimed:
                 continue
             frozen = [s.jobs[j] for j in s.domain_jobs.get(bname, ())]
+            if not frozen and host.cores > smallest:
+                continue          # only work of its own comes back to a bigger host
             if b.state is DomainState.SUSPENDED and frozen:
                 fits = bname in overdue or any(b.image in sh.images and sh.features <= host.features
                                                and self._fits_with(sh, b, frozen) for sh in shapes)
@@ -1351,8 +1360,9 @@ class _Cycle:
         moved = False
         for *_, hname, aname, bname in sorted(candidates):
             a, b = s.domains[aname], s.domains[bname]
-            if aname in self.claimed or bname in self.claimed:
-                continue
+            if aname in self.claimed or bname in self.claimed or a.state is not DomainState.RUNNING \
+                    or not self.rooms[hname].fits(b.cores, b.memory_mb, [a]):
+                continue          # an earlier move on the same host changed its room
             a_vos, b_vos = share_vos[a.image], share_vos[b.image]
             thaw = bool(s.domain_jobs.get(bname))    # its own frozen work fills it
             gain = [vo for vo in b_vos if vo in due and (thaw or supply[vo] > 0)
@@ -1393,17 +1403,21 @@ class _Cycle:
                 s.set_job(attrs.evolve(s.jobs[jid], state=JobState.RUNNING))
         self.claimed.update((aname, bname))
 
-    def _thaw_for(self, h: int, job: Job) -> bool:
+    def _thaw_for(self, h: int, job: Job, permit) -> bool:
         """A job that outranks the work running on a host may take back its own image's
-        domain there when that domain was frozen for fair share: the share preemptor's domain
-        is frozen in turn (by class, so it comes back when the job's host empties) and the
+        domain there when that domain was frozen for fair share and has room for the job
+        beside its frozen work: the share preemptor's domain is frozen in turn and the
         frozen work resumes beside the job. Without this, a VO frozen out by share could not
-        start even an interactive job until the other VO's hosts drained."""
+        start even an interactive job until the other VO's hosts drained. (A frozen domain
+        with no room beside its work cannot take the job: that is not preemption's to fix.)
+        The displaced work is frozen by class while the job runs, and for share after: it
+        comes back when the domain it made way for empties, or after ``share_after`` when
+        its VO is owed the host."""
         s = self.s
         sh = s._hshape[h]
         if sh in self.thaw_failed:
             return False
-        best = None
+        candidates = []
         for bname in sorted(s._by_state[DomainState.SUSPENDED]):
             b = s.domains[bname]
             frozen = [s.jobs[j] for j in s.domain_jobs.get(bname, ())]
@@ -1413,27 +1427,32 @@ class _Cycle:
                 continue
             room = self.rooms[b.host]
             actives = [s.domains[n] for n in room.domains if s.domains[n].state.active]
-            if any(n.name in self.claimed for n in actives):
+            if len(actives) != 1 or actives[0].name in self.claimed or not room.fits(b.cores, b.memory_mb, actives):
                 continue
-            ranks = [self._rank(s.jobs[j]) for d in actives for j in s.domain_jobs.get(d.name, ())]
-            if any(r >= sh.rank for r in ranks) or len(actives) != 1 or not room.fits(b.cores, b.memory_mb, actives):
+            victims = sorted(s.domain_jobs.get(actives[0].name, ()))
+            ranks = [self._rank(s.jobs[j]) for j in victims]
+            if any(r >= sh.rank for r in ranks):
                 continue
-            cost = (max(ranks, default=-1), sum(s.jobs[j].cores for j in s.domain_jobs.get(actives[0].name, ())),
-                    b.host, bname)
-            if best is None or cost < best[0]:
-                best = (cost, actives[0].name, bname)
-        if best is None:
+            cost = (max(ranks, default=-1), sum(s.jobs[j].cores for j in victims), b.host, bname)
+            candidates.append((cost, actives[0].name, victims))
+        for (victim_rank, _, hname, bname), aname, victims in sorted(candidates):
+            if self._vetoed(job.id, bname):
+                continue
+            if permit is not None and victims:
+                st = permit.allow(job, [s.jobs[v] for v in victims])
+                if not st.ok:
+                    self.notes[job.id] = st.reason
+                    continue
+            self._switch(hname, aname, bname, by=job.id, share_for=None)
+            self.actions.append(RunJob(job.id, bname))
+            s.engine.start_job(h, s._slot_h[bname], self.now)
+            s._mark_running(job.id, bname, self.now, via_engine=True)
+            if victim_rank >= 0:
+                self._reserve(bname, victim_rank + 1)
+            return True
+        if not candidates:        # (a veto is the job's own: other jobs of its shape may pass)
             self.thaw_failed.add(sh)
-            return False
-        (victim_rank, _, hname, _), aname, bname = best
-        self._switch(hname, aname, bname, by=job.id, share_for=None)
-        slot = s._slot_h[bname]
-        self.actions.append(RunJob(job.id, bname))
-        s.engine.start_job(h, slot, self.now)
-        s._mark_running(job.id, bname, self.now, via_engine=True)
-        if victim_rank >= 0:
-            self._reserve(bname, victim_rank + 1)
-        return True
+        return False
 
     def mode_off(self) -> bool:
         return self.s.mode is None
@@ -1756,7 +1775,7 @@ class _Cycle:
         top = self._ranked_running_top()
         for hname in sorted(frozen):
             low, high, doms = frozen[hname]
-            if top.get(hname, 0) <= low and all(s.domains[n].state is DomainState.SUSPENDED for n in doms):
+            if top.get(hname, 0) <= high and all(s.domains[n].state is DomainState.SUSPENDED for n in doms):
                 continue
             for n in s.host_domains[hname]:
                 if s.domains[n].state.active:
@@ -1777,7 +1796,7 @@ class _Cycle:
 
     def _host_frozen(self, hname: str) -> tuple[int, bool]:
         """The highest class rank of the work frozen on host ``hname`` (-1: none), and whether
-        it sits in suspended domains while no job running there outranks the least of it. A
+        it sits in suspended domains while no job running there outranks all of it. A
         preemptor outranks everything it froze, so such work was frozen for fair share (or
         its preemptor has ended). Worked out from the state alone, so it survives a
         scheduler restart."""
@@ -1787,7 +1806,7 @@ class _Cycle:
             return -1, False
         low, high, doms = f
         return high, all(s.domains[n].state is DomainState.SUSPENDED for n in doms) and \
-            self._ranked_running_top().get(hname, 0) <= low
+            self._ranked_running_top().get(hname, 0) <= high
 
     def _frozen_for_share(self, hname: str) -> bool:
         return self._host_frozen(hname)[1]
