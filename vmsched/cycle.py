@@ -239,6 +239,7 @@ class Scheduler:
         self._never_checked = (0, 0)  # the topology the never-runnable verdicts were made for
         self._share_idle_search: tuple | None = None  # what the last share-preemption search that moved nothing saw
         self._share_next = float("-inf")   # share preemption looks again from this time on
+        self._share_looked = float("-inf")  # ... and last looked then
         self.last_plan: Plan | None = None
 
     # ------------------------------------------------------------------ the cycle API
@@ -824,10 +825,11 @@ class Scheduler:
         return plan
 
     @property
-    def share_looks_at(self) -> float:
-        """When share preemption looks again (it paces itself to once per cycle interval):
-        a simulator that skips quiet cycles wakes no earlier for it."""
-        return self._share_next
+    def share_pace(self) -> tuple[float, float]:
+        """When share preemption last looked, and from when it looks again (it paces itself
+        to once per cycle interval): a simulator that skips quiet cycles wakes for a job
+        reaching ``share_after`` after the last look, no earlier than the next."""
+        return self._share_looked, self._share_next
 
     def explain(self, job_id: str) -> Pending | None:
         return self.last_plan.reason(job_id) if self.last_plan else None
@@ -1272,7 +1274,7 @@ class _Cycle:
             return
         # A slow correction: looked at once per cycle interval, not at every event a burst
         # of submissions triggers a cycle for (again at once after a move, to go on).
-        s._share_next = now + self.policy.cycle_interval_s
+        s._share_looked, s._share_next = now, now + self.policy.cycle_interval_s
         held, target, waiting, frozen_cores = self.balance
         under = {vo for vo in target if (waiting[vo] > 0 or frozen_cores[vo] > 0)
                  and held.get(vo, 0.0) < target[vo] - 1e-9}

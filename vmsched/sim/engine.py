@@ -289,14 +289,14 @@ class Simulation:
             return None
         if self._share_deadline is False:
             last = self._last_cycle_t
-            # the scheduler looks at share at most once per cycle interval: a deadline before
-            # that counts from then, and one the last cycle passed only if it looked then
-            look = self.sched.share_looks_at
+            # The scheduler looks at share at most once per cycle interval: a deadline its
+            # last look passed was seen then; a later one waits for its next look.
+            looked, look = self.sched.share_pace
             heap = self._share_heap
-            while heap and ((heap[0][0] <= last and look <= last) or self.jobs[heap[0][1]].state != "queued"):
+            while heap and (heap[0][0] <= looked or self.jobs[heap[0][1]].state != "queued"):
                 heapq.heappop(heap)
             times = [heap[0][0]] if heap else []
-            times += [d.since + after for d in self._suspended_domains if d.jobs]
+            times += [d.since + after for d in self._suspended_domains if d.jobs and d.since + after > looked]
             times = [max(x, look) for x in times]
             self._share_deadline = min((x for x in times if x > last), default=None)
         return self._share_deadline  # type: ignore[return-value]
