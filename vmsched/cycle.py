@@ -681,9 +681,9 @@ class Scheduler:
         must not modify it)."""
         return self._frozen()[0]
 
-    def _frozen_hosts(self) -> dict[str, tuple[int, int, tuple[str, ...]]]:
-        """Host -> (least, highest class rank of its suspended jobs, the domains they are
-        in), cached like ``_frozen_domains``."""
+    def _frozen_hosts(self) -> dict[str, tuple[int, tuple[str, ...]]]:
+        """Host -> (the highest class rank of its suspended jobs, the domains they are in),
+        cached like ``_frozen_domains``."""
         return self._frozen()[1]
 
     def _frozen(self):
@@ -693,12 +693,11 @@ class Scheduler:
                 d = self.jobs[j].domain
                 if d in self.domains:
                     doms.setdefault(d, []).append(j)
-            hosts: dict[str, tuple[int, int, tuple[str, ...]]] = {}
+            hosts: dict[str, tuple[int, tuple[str, ...]]] = {}
             for dname, inside in doms.items():
                 h = self.domains[dname].host
-                ranks = [self.rank_of(self.jobs[j]) for j in inside]
-                low, high, names = hosts.get(h, (min(ranks), max(ranks), ()))
-                hosts[h] = (min(low, *ranks), max(high, *ranks), names + (dname,))
+                high, names = hosts.get(h, (-1, ()))
+                hosts[h] = (max(high, *(self.rank_of(self.jobs[j]) for j in inside)), names + (dname,))
             self._frozen_cache = (self._frozen_version, (doms, hosts))
         return self._frozen_cache[1]
 
@@ -994,14 +993,12 @@ class _Cycle:
             host = s.hosts[d.host]
             if not host.up:
                 continue
+            # The preemptor's domain, idle now that its work ended, steps aside.
             others = [s.domains[n] for n in s.host_domains[d.host]]
-            if sum(o.state.active for o in others) >= host.max_active and \
-                    not any(o.state is DomainState.FREE and not self.busy(o.name) for o in others):
+            idle = [o for o in others if o.state is DomainState.FREE and not self.busy(o.name)]
+            if not idle and sum(o.state.active for o in others) >= host.max_active:
                 continue          # every active slot of the host is busy: nothing can step aside
             room = self.rooms[d.host]
-            # The preemptor's domain, idle now that its work ended, steps aside.
-            idle = [s.domains[n] for n in room.domains if s.domains[n].state is DomainState.FREE
-                    and not self.busy(n)]
             freed: list[Domain] = []
             while not room.fits(d.cores, d.memory_mb, freed) and len(freed) < len(idle):
                 freed.append(idle[len(freed)])
@@ -1192,6 +1189,11 @@ class _Cycle:
             self.notes[jid] = st.reason
         return not st.ok
 
+    def _could_run_in(self, sh: _Shape, d: Domain, host: Host, beside: list[Job]) -> bool:
+        """A job of shape ``sh`` may use domain ``d`` (its image, the host's features) and
+        has room there beside ``beside``."""
+        return d.image in sh.images and sh.features <= host.features and self._fits_with(sh, d, beside)
+
     def _fits_with(self, job: Job | _Shape, d: Domain, running: list[Job]) -> bool:
         """Room for ``job`` (or any job of a shape) in ``d`` beside ``running``: cores, memory
         and every per-domain cap."""
@@ -1331,14 +1333,12 @@ class _Cycle:
             if not frozen and host.cores > smallest:
                 continue          # only work of its own comes back to a bigger host
             if b.state is DomainState.SUSPENDED and frozen:
-                fits = bname in overdue or any(b.image in sh.images and sh.features <= host.features
-                                               and self._fits_with(sh, b, frozen) for sh in shapes)
+                fits = bname in overdue or any(self._could_run_in(sh, b, host, frozen) for sh in shapes)
             elif b.state is DomainState.OCCUPIED and not frozen:
                 key = (b.image, host.features, b.cores, b.memory_mb)
                 fits = usable.get(key)
                 if fits is None:
-                    fits = usable[key] = any(b.image in sh.images and sh.features <= host.features
-                                             and self._fits_with(sh, b, []) for sh in shapes)
+                    fits = usable[key] = any(self._could_run_in(sh, b, host, []) for sh in shapes)
             else:
                 continue
             if not fits:
@@ -1424,8 +1424,8 @@ class _Cycle:
             b = s.domains[bname]
             frozen = [s.jobs[j] for j in s.domain_jobs.get(bname, ())]
             host = s.hosts[b.host]
-            if not frozen or b.image not in sh.images or not host.up or not sh.features <= host.features \
-                    or not self._fits_with(sh, b, frozen) or not self._frozen_for_share(b.host):
+            if not frozen or not host.up or not self._could_run_in(sh, b, host, frozen) \
+                    or not self._frozen_for_share(b.host):
                 continue
             room = self.rooms[b.host]
             actives = [s.domains[n] for n in room.domains if s.domains[n].state.active]
@@ -1776,8 +1776,8 @@ class _Cycle:
             return
         top = self._ranked_running_top()
         for hname in sorted(frozen):
-            low, high, doms = frozen[hname]
-            if top.get(hname, 0) <= high and all(s.domains[n].state is DomainState.SUSPENDED for n in doms):
+            high, for_share = self._host_frozen(hname, top)
+            if for_share:
                 continue
             for n in s.host_domains[hname]:
                 if s.domains[n].state.active:
@@ -1796,19 +1796,20 @@ class _Cycle:
                     top[d.host] = r
         return top
 
-    def _host_frozen(self, hname: str) -> tuple[int, bool]:
+    def _host_frozen(self, hname: str, top: dict[str, int] | None = None) -> tuple[int, bool]:
         """The highest class rank of the work frozen on host ``hname`` (-1: none), and whether
         it sits in suspended domains while no job running there outranks all of it. A
         preemptor outranks everything it froze, so such work was frozen for fair share (or
         its preemptor has ended). Worked out from the state alone, so it survives a
-        scheduler restart."""
+        scheduler restart. ``top``: ``_ranked_running_top()``, when the caller has it."""
         s = self.s
         f = s._frozen_hosts().get(hname)
         if f is None:
             return -1, False
-        low, high, doms = f
-        return high, all(s.domains[n].state is DomainState.SUSPENDED for n in doms) and \
-            self._ranked_running_top().get(hname, 0) <= high
+        high, doms = f
+        if top is None:
+            top = self._ranked_running_top()
+        return high, all(s.domains[n].state is DomainState.SUSPENDED for n in doms) and top.get(hname, 0) <= high
 
     def _frozen_for_share(self, hname: str) -> bool:
         return self._host_frozen(hname)[1]

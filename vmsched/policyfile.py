@@ -85,9 +85,9 @@ class PreemptionPolicy:
     owner_reclaim: bool = True
     suspend_s: float = 5.0
     resume_s: float = 5.0
-    #: Share preemption: once a VO has been below its fair-share target with work waiting for
-    #: this long, a host whose active domain runs only default-class work of a VO over its
-    #: target is switched to the waiting VO's domain (None: never).
+    #: Share preemption: a VO below its fair-share target whose waiting jobs have waited this
+    #: long (or whose own work has been frozen this long) takes a host whose active domain runs
+    #: only default-class work of a VO over its target (None: never).
     share_after_s: float | None = None
 
     def rank(self, name: str) -> int:
