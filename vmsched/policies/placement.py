@@ -1,0 +1,149 @@
+"""Placement phase: room for the jobs still waiting, by activating an idle domain or booting one.
+
+For each waiting job in priority order: a domain this cycle already opened, a domain kept
+for its class, an idle domain held back from its over-share VO (jobs above the default class
+only), a domain booting for its image; else lifecycle's placement
+(:func:`vmsched.policies.lifecycle.plan_placement`): activate an idle inactive domain of its
+image, switching out an idle active one, or boot a new one. A job that gets nothing waits,
+grouped with the jobs of its shape for the reasons phase.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from vmsched.cluster import STATE_BOUND, STATE_PENDING, Shape
+from vmsched.context import CycleContext
+from vmsched.matching import SLOT_ACTIVE
+from vmsched.model import Domain, DomainState, Job
+from vmsched.plan import RunJob
+from vmsched.policies import lifecycle
+
+
+class Place:
+    name = "place (boot/activate)"
+
+    def run(self, ctx: CycleContext) -> None:
+        place(ctx, ctx.unplaced, ctx.held_back)
+
+
+def place(ctx: CycleContext, unplaced: list[int], held_back: set[str]) -> None:
+    s, now = ctx.s, ctx.now
+    lc = ctx.policy.lifecycle
+    booting_for: dict[str, list[Domain]] = {}
+    for name in sorted(s._by_state[DomainState.BOOTING]):
+        if not s.domain_jobs.get(name):
+            booting_for.setdefault(s.domains[name].image, []).append(s.domains[name])
+    promised: Counter = Counter()
+    bound = {s.jobs[j].domain for j in s._listed[STATE_BOUND]}
+    failed: set = set()
+    # A job shape that found nothing finds nothing again until a domain opens in this
+    # phase: with thousands of queued jobs, most of them are the same few shapes.
+    # shape -> (domains opened when it found nothing, the wait its jobs join)
+    dead: dict[Shape, tuple[int, list[str]]] = {}
+    can_skip = "filter" not in s.plugins
+    names, status, shapes, notes = s._job_name, s.status, s._hshape, ctx.notes
+    for h in unplaced:
+        jid = names.get(h)
+        if jid is None or status.get(jid) != STATE_PENDING:
+            continue
+        sh = shapes[h]
+        if can_skip:
+            gone = dead.get(sh)
+            if gone is not None and gone[0] == ctx.opened and jid not in notes:
+                gone[1].append(jid)
+                continue
+        job = s.jobs[jid]
+        images = sh.images
+        # Domains activated earlier in this phase may take more jobs: fill them first.
+        slot = s.engine.best_slot(h)
+        if slot is None and ctx.reserved:
+            slot = _reserved_slot(ctx, h, job)
+        if slot is None and held_back and sh.rank > ctx.default_rank:
+            slot = _held_back_slot(ctx, h, job, held_back)
+        if slot is not None and ctx.vetoed(jid, s._slot_name[slot]):
+            slot = None
+        if slot is not None:
+            dname = s._slot_name[slot]
+            ctx.actions.append(RunJob(jid, dname))
+            s.engine.start_job(h, slot, now)
+            s._mark_running(jid, dname, now, via_engine=True)
+            ctx.claimed.add(dname)
+            continue
+        wait = None
+        for img in images:
+            for d in booting_for.get(img, ()):
+                if d.cores >= job.cores and d.memory_mb >= job.memory_mb and promised[d.name] < 1 \
+                        and job.features <= s.hosts[d.host].features and d.name not in bound:
+                    wait = d
+                    break
+            if wait:
+                break
+        if wait is not None:
+            promised[wait.name] += 1
+            ctx.wait(jid, sh, (f"waiting for domain {wait.name} to boot",))
+            continue
+        shape = sh.lifecycle_key
+        placement = None
+        # Nothing lifecycle looks at has opened up since this shape last failed (claims
+        # made in this cycle only narrow it; the epoch moves at the end of the cycle if
+        # they are given back).
+        if s._placement_failed.get(shape) == s._lifecycle_epoch:
+            failed.add(shape)
+        if shape not in failed and images:
+            rooms = ctx.rooms if not job.features else \
+                {n: r for n, r in ctx.rooms.items() if job.features <= r.host.features}
+            placement = lifecycle.plan_placement(
+                job, images, rooms, s.domains, ctx.busy, ctx.policy.flavors,
+                lc, ctx.boots_left, now, inactive=s._inactive_img)
+            if placement is None:
+                failed.add(shape)
+                s._placement_failed[shape] = s._lifecycle_epoch
+        if placement is None:
+            group = ctx.wait(jid, sh, _capacity_notes(ctx, jid, sh))
+            if jid not in notes:      # a job with its own note waits in a group of its own
+                dead[sh] = (ctx.opened, group)
+            continue
+        boots_left = ctx.boots_left
+        ctx.apply_placement(h, jid, job, placement)
+        if placement.ready:
+            ctx.opened += 1
+        elif ctx.boots_left != boots_left:
+            dead.clear()      # the notes of later waits may now say the boot limit is reached
+
+def _capacity_notes(ctx: CycleContext, jid: str, sh: Shape) -> tuple[str, ...]:
+    """What to add to a capacity wait's reason; the same tuple for every job that shares
+    it, so that reasons group by identity."""
+    lc = ctx.policy.lifecycle
+    limited = lc.dynamic_boot and ctx.boots_left <= 0
+    key = (sh.vo, limited)
+    notes = ctx.shared_notes.get(key)
+    if notes is None:
+        share = ctx.over_share.get(sh.vo) if ctx.over_share else None
+        notes = ctx.shared_notes[key] = ((share,) if share else ()) + \
+            ((f"boot limit reached ({lc.max_concurrent_boots} under way)",) if limited else ())
+    if jid in ctx.notes:
+        notes = (ctx.notes[jid],) + notes
+    return notes
+
+def _reserved_slot(ctx: CycleContext, h: int, job: Job) -> int | None:
+    s, rank = ctx.s, ctx.rank(job)
+    for name in sorted(ctx.reserved):
+        if rank < ctx.reserved[name] or name not in s.domains or not s.domains[name].state.active:
+            continue
+        if ctx.closed_fits(h, name):
+            return s._slot_h[name]
+    return None
+
+def _held_back_slot(ctx: CycleContext, h: int, job: Job, held_back: set[str]) -> int | None:
+    """A job above the default class is never kept waiting by the share between images:
+    it may take an idle domain held back from its over-share VO."""
+    s = ctx.s
+    for name in sorted(held_back):
+        if name in ctx.claimed or name not in s.domains or s.domains[name].state is not DomainState.FREE:
+            continue
+        if ctx.closed_fits(h, name):
+            held_back.discard(name)       # open again for good: this job takes it
+            s.engine.set_slot_state(s._slot_h[name], SLOT_ACTIVE)
+            return s._slot_h[name]
+    return None
