@@ -28,8 +28,7 @@ class Place:
 
 
 def place(ctx: CycleContext, unplaced: list[int], held_back: set[str]) -> None:
-    s, now = ctx.s, ctx.now
-    lc = ctx.policy.lifecycle
+    s = ctx.s
     booting_for: dict[str, list[Domain]] = {}
     for name in sorted(s._by_state[DomainState.BOOTING]):
         if not s.domain_jobs.get(name):
@@ -54,51 +53,14 @@ def place(ctx: CycleContext, unplaced: list[int], held_back: set[str]) -> None:
                 gone[1].append(jid)
                 continue
         job = s.jobs[jid]
-        images = sh.images
-        # Domains activated earlier in this phase may take more jobs: fill them first.
-        slot = s.engine.best_slot(h)
-        if slot is None and ctx.reserved:
-            slot = _reserved_slot(ctx, h, job)
-        if slot is None and held_back and sh.rank > ctx.default_rank:
-            slot = _held_back_slot(ctx, h, job, held_back)
-        if slot is not None and ctx.vetoed(jid, s._slot_name[slot]):
-            slot = None
-        if slot is not None:
-            dname = s._slot_name[slot]
-            ctx.actions.append(RunJob(jid, dname))
-            s.engine.start_job(h, slot, now)
-            s._mark_running(jid, dname, now, via_engine=True)
-            ctx.claimed.add(dname)
+        if _start_in_open_room(ctx, h, jid, job, sh, held_back):
             continue
-        wait = None
-        for img in images:
-            for d in booting_for.get(img, ()):
-                if d.cores >= job.cores and d.memory_mb >= job.memory_mb and promised[d.name] < 1 \
-                        and job.features <= s.hosts[d.host].features and d.name not in bound:
-                    wait = d
-                    break
-            if wait:
-                break
+        wait = _booting_domain(ctx, job, sh.images, booting_for, promised, bound)
         if wait is not None:
             promised[wait.name] += 1
             ctx.wait(jid, sh, (f"waiting for domain {wait.name} to boot",))
             continue
-        shape = sh.lifecycle_key
-        placement = None
-        # Nothing lifecycle looks at has opened up since this shape last failed (claims
-        # made in this cycle only narrow it; the epoch moves at the end of the cycle if
-        # they are given back).
-        if s._placement_failed.get(shape) == s._lifecycle_epoch:
-            failed.add(shape)
-        if shape not in failed and images:
-            rooms = ctx.rooms if not job.features else \
-                {n: r for n, r in ctx.rooms.items() if job.features <= r.host.features}
-            placement = lifecycle.plan_placement(
-                job, images, rooms, s.domains, ctx.busy, ctx.policy.flavors,
-                lc, ctx.boots_left, now, inactive=s._inactive_img)
-            if placement is None:
-                failed.add(shape)
-                s._placement_failed[shape] = s._lifecycle_epoch
+        placement = _lifecycle_placement(ctx, job, sh, failed)
         if placement is None:
             group = ctx.wait(jid, sh, _capacity_notes(ctx, jid, sh))
             if jid not in notes:      # a job with its own note waits in a group of its own
@@ -110,6 +72,57 @@ def place(ctx: CycleContext, unplaced: list[int], held_back: set[str]) -> None:
             ctx.opened += 1
         elif ctx.boots_left != boots_left:
             dead.clear()      # the notes of later waits may now say the boot limit is reached
+
+
+def _start_in_open_room(ctx: CycleContext, h: int, jid: str, job: Job, sh: Shape, held_back: set[str]) -> bool:
+    """Start the job in a domain already open to it, if any: one activated earlier in this
+    phase, one kept for its class, or (above the default class) one held back by share."""
+    s = ctx.s
+    slot = s.engine.best_slot(h)
+    if slot is None and ctx.reserved:
+        slot = _reserved_slot(ctx, h, job)
+    if slot is None and held_back and sh.rank > ctx.default_rank:
+        slot = _held_back_slot(ctx, h, job, held_back)
+    if slot is None or ctx.vetoed(jid, s._slot_name[slot]):
+        return False
+    dname = s._slot_name[slot]
+    ctx.actions.append(RunJob(jid, dname))
+    s.engine.start_job(h, slot, ctx.now)
+    s._mark_running(jid, dname, ctx.now, via_engine=True)
+    ctx.claimed.add(dname)
+    return True
+
+
+def _booting_domain(ctx: CycleContext, job: Job, images: tuple[str, ...], booting_for: dict[str, list[Domain]],
+                    promised: Counter, bound: set[str]) -> Domain | None:
+    """An idle domain of the job's image already booting, that nobody else was promised."""
+    for img in images:
+        for d in booting_for.get(img, ()):
+            if d.cores >= job.cores and d.memory_mb >= job.memory_mb and promised[d.name] < 1 \
+                    and job.features <= ctx.s.hosts[d.host].features and d.name not in bound:
+                return d
+    return None
+
+
+def _lifecycle_placement(ctx: CycleContext, job: Job, sh: Shape, failed: set) -> lifecycle.Placement | None:
+    """Lifecycle's placement for the job, unless its shape already failed since anything
+    lifecycle looks at last opened up (claims made in this cycle only narrow it; the epoch
+    moves at the end of the cycle if they are given back)."""
+    s = ctx.s
+    shape = sh.lifecycle_key
+    if s._placement_failed.get(shape) == s._lifecycle_epoch:
+        failed.add(shape)
+    if shape in failed or not sh.images:
+        return None
+    rooms = ctx.rooms if not job.features else \
+        {n: r for n, r in ctx.rooms.items() if job.features <= r.host.features}
+    placement = lifecycle.plan_placement(job, sh.images, rooms, s.domains, ctx.busy, ctx.policy.flavors,
+                                         ctx.policy.lifecycle, ctx.boots_left, ctx.now, inactive=s._inactive_img)
+    if placement is None:
+        failed.add(shape)
+        s._placement_failed[shape] = s._lifecycle_epoch
+    return placement
+
 
 def _capacity_notes(ctx: CycleContext, jid: str, sh: Shape) -> tuple[str, ...]:
     """What to add to a capacity wait's reason; the same tuple for every job that shares

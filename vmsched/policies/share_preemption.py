@@ -1,4 +1,16 @@
 """Share-preemption phase: whole hosts move from VOs over their share to a VO starved of it.
+
+The idle-domain holdback (:mod:`vmsched.policies.image_share`) only moves hosts that empty;
+when an over-share VO keeps every host busy with long jobs, the VO under its share would wait
+for days. Here a host whose active domain runs only default-class work of over-share VOs has
+that domain frozen and the waiting VO's domain there resumed, when a job of that VO still
+waiting in this cycle after ``share_after`` fits it, or when the VO's own work has been frozen
+there that long. Hosts with the VO's frozen work go first, so its work comes back before
+anybody else's is frozen. A host moves only while it brings both VOs nearer their targets and
+the waiting VO has waiting jobs that fit it, so the shares settle instead of swinging. The
+trigger is the jobs' own wait and the domains' own state, so a restarted scheduler decides the
+same; the only memory is the pace (once per cycle interval) and the last fruitless search, and
+a restart merely looks again.
 """
 
 from __future__ import annotations
@@ -19,20 +31,7 @@ class SharePreemption:
 
 
 def share_preempt(ctx: CycleContext, unplaced: list[int]) -> None:
-    """Move whole hosts from VOs over their share to a VO under it whose jobs have waited
-    ``share_after``.
-
-    The idle-domain holdback only moves hosts that empty; when an over-share VO keeps
-    every host busy with long jobs, the VO under its share would wait for days. Here a
-    host whose active domain runs only default-class work of over-share VOs has that
-    domain frozen and the waiting VO's domain there resumed, when a job of that VO still
-    waiting in this cycle after ``share_after`` fits it, or when the VO's own work has
-    been frozen there that long. Hosts with the VO's frozen work go first, so its work
-    comes back before anybody else's is frozen. A host moves only while it brings both
-    VOs nearer their targets and the waiting VO has waiting jobs that fit it, so the shares
-    settle instead of swinging. The trigger is the jobs' own wait and the domains' own
-    state, so a restarted scheduler decides the same; the only memory is the pace (once
-    per cycle interval) and the last fruitless search, and a restart merely looks again."""
+    """Move hosts to under-share VOs whose jobs (or frozen work) waited ``share_after``."""
     s, now = ctx.s, ctx.now
     after = ctx.policy.preemption.share_after_s
     if after is None or s.mode != MODE_SUSPEND_DOMAIN or ctx.balance is None or now < s._share_next:
@@ -47,23 +46,7 @@ def share_preempt(ctx: CycleContext, unplaced: list[int]) -> None:
     if not under or not over:
         return
     held = Counter(held)
-    # The under-share VOs' jobs this cycle left waiting: the shapes of those that waited
-    # share_after (they call for a move), and the cores all of them ask (what fills it).
-    # Only the smallest hosts move (see below), so only jobs that fit one count.
-    smallest = s._smallest_host()
-    shapes: set[Shape] = set()
-    supply: Counter = Counter()
-    names, jobs, hshape = s._job_name, s.jobs, s._hshape
-    for h in unplaced:
-        sh = hshape.get(h)
-        if sh is None or sh.cores > smallest or sh.vo not in under:
-            continue
-        jid = names.get(h)
-        if jid is None:
-            continue
-        supply[sh.vo] += sh.cores
-        if sh not in shapes and now - jobs[jid].submit_time >= after:
-            shapes.add(sh)
+    shapes, supply = _waiting_shapes(ctx, unplaced, under, after)
     share_vos = s._image_share_vos
     # Work of an under-share VO frozen for share_after calls for its host back as well.
     overdue: set[str] = set()
@@ -80,6 +63,44 @@ def share_preempt(ctx: CycleContext, unplaced: list[int]) -> None:
             tuple(sorted((vo, round(target[vo] - held[vo])) for vo in due | over)))
     if s._share_idle_search == memo:
         return
+    candidates = _candidates(ctx, shapes, overdue, due, over)
+    moved = _move(ctx, candidates, held, target, due, supply)
+    s._share_idle_search = None if moved else memo
+    if moved:
+        s._share_next = now
+
+
+def _waiting_shapes(ctx: CycleContext, unplaced: list[int], under: set[str],
+                    after: float) -> tuple[set[Shape], Counter]:
+    """The under-share VOs' jobs this cycle left waiting: the shapes of those that waited
+    ``after`` (they call for a move), and the cores all of them ask per VO (what fills a
+    moved host). Only the smallest hosts move (see ``_candidates``), so only jobs that fit
+    one count."""
+    s, now = ctx.s, ctx.now
+    smallest = s._smallest_host()
+    shapes: set[Shape] = set()
+    supply: Counter = Counter()
+    names, jobs, hshape = s._job_name, s.jobs, s._hshape
+    for h in unplaced:
+        sh = hshape.get(h)
+        if sh is None or sh.cores > smallest or sh.vo not in under:
+            continue
+        jid = names.get(h)
+        if jid is None:
+            continue
+        supply[sh.vo] += sh.cores
+        if sh not in shapes and now - jobs[jid].submit_time >= after:
+            shapes.add(sh)
+    return shapes, supply
+
+
+def _candidates(ctx: CycleContext, shapes: set[Shape], overdue: set[str], due: set[str],
+                over: set[str]) -> list[tuple]:
+    """Possible moves, best first once sorted: (the waiting VO's own frozen work first, host
+    size, cores frozen, host, the domain to freeze, the domain to resume)."""
+    s = ctx.s
+    share_vos = s._image_share_vos
+    smallest = s._smallest_host()
     default = ctx.default_rank
     usable: dict[tuple, bool] = {}      # (image, features, cores, memory) of an empty domain -> a shape fits
     candidates = []
@@ -122,6 +143,14 @@ def share_preempt(ctx: CycleContext, unplaced: list[int]) -> None:
             candidates.append((0 if frozen else 1, b.cores, sum(s.jobs[j].cores for j in inside), b.host,
                                aname, bname))
             break
+    return candidates
+
+
+def _move(ctx: CycleContext, candidates: list[tuple], held: Counter, target: dict[str, float], due: set[str],
+          supply: Counter) -> bool:
+    """Make the moves that bring both VOs nearer their targets; whether any was made."""
+    s = ctx.s
+    share_vos = s._image_share_vos
     moved = False
     for *_, hname, aname, bname in sorted(candidates):
         a, b = s.domains[aname], s.domains[bname]
@@ -142,6 +171,4 @@ def share_preempt(ctx: CycleContext, unplaced: list[int]) -> None:
             held[vo] += b.cores / len(b_vos)
         supply[gain[0]] -= b.cores - sum(s.jobs[j].cores for j in s.domain_jobs.get(bname, ()))
         moved = True
-    s._share_idle_search = None if moved else memo
-    if moved:
-        s._share_next = now
+    return moved
