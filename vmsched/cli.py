@@ -14,6 +14,8 @@ from importlib import resources
 from pathlib import Path
 
 from vmsched import __version__
+from vmsched.sim import cli as sim_cli
+from vmsched.sim.cli import BadInput as _BadInput
 
 EXIT_BAD_INPUT = 2
 
@@ -30,9 +32,6 @@ def _engine_name() -> str:
     return getattr(_core, "ENGINE_NAME", "python")
 
 
-class _BadInput(Exception):
-    def __init__(self, lines):
-        self.lines = list(lines)
 
 
 def _bad_input_types():
@@ -128,12 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print the plan as JSON")
     e.set_defaults(func=cmd_explain)
 
-    try:
-        from vmsched.sim import cli as sim_cli
-    except ImportError:
-        sim_cli = None
-    if sim_cli is not None:
-        sim_cli.add_commands(sub)
+    sim_cli.add_commands(sub)
     return ap
 
 

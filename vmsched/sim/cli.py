@@ -12,15 +12,23 @@ import time
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["add_commands", "cmd_simulate", "cmd_compare"]
+__all__ = ["BadInput", "add_commands", "cmd_simulate", "cmd_compare"]
 
 BUNDLED_POLICY = "metacentrum-sim.toml"
 BUNDLED_TRACE = "metacentrum-2009"
 
 
+class BadInput(Exception):
+    """Bad input named on the command line: each line is one problem (``FILE: what``); the
+    ``vmsched`` command prints them and exits 2."""
+
+    def __init__(self, lines):
+        super().__init__(*lines)
+        self.lines = list(lines)
+
+
 def _bad(lines):
-    from vmsched.cli import _BadInput
-    return _BadInput(lines)
+    return BadInput(lines)
 
 
 def _example(name: str) -> Path:
