@@ -76,3 +76,48 @@ def test_group_from_qstat_is_mapped_to_its_vo_by_the_share_tree():
     s.set_job(j)
     assert s.jobs["1.srv"].vo == "egee"
     assert ("egee", "atlas", "a") in s._entities
+
+
+def test_on_submit_routes_a_group_listed_under_its_vo_as_the_cycle_does():
+    """Issue 9: qstat shows only the egroup; the share tree puts group zh under VO cms. The
+    cycle maps the group to its VO before routing, so on_submit must too, or a job accepted
+    at submission is refused in the cycle (or the other way round)."""
+    p = parse_policy('''
+[site]
+name = "t"
+[fairshare]
+[[fairshare.share]]
+path = "cms"
+share = 50
+[[fairshare.share]]
+path = "cms/zh"
+share = 100
+[[fairshare.share]]
+path = "local"
+share = 50
+[[images]]
+name = "slc"
+vos = ["cms", "local"]
+[[queues]]
+name = "grid"
+kind = "routing"
+destinations = ["cms_q", "other"]
+[[queues]]
+name = "cms_q"
+groups = ["cms"]
+[[queues]]
+name = "other"
+[[hosts]]
+name = "h1"
+cores = 4
+memory = "8gb"
+domains = [ { image = "slc", flavor = "large" } ]
+''', "t.toml")
+    s = sched(p)
+    j = Job.from_pbs("7.srv", {"queue": "grid", "egroup": "zh", "euser": "u", "Resource_List.walltime": "1:00:00",
+                               "qtime": "5"})
+    at_submit = s.on_submit(j)
+    plan = s.on_cycle(Snapshot(10.0, p.hosts, initial_domains(p), (j,)))
+    in_cycle = [a.queue for a in plan.actions if a.verb == "route"]
+    assert in_cycle == ["cms_q"]
+    assert at_submit == "cms_q"

@@ -442,11 +442,17 @@ class Cluster:
             return f"asks for {job.memory_mb} MB, the largest domain it could use has {biggest_m} MB"
         return None
 
+    def with_vo(self, job: Job) -> Job:
+        """The job with its VO as the share tree says: qstat shows only the egroup, and a
+        group listed under a VO in the tree (``cms/zh``) belongs to that VO. Routing, fair
+        share and images all read the VO, so every way in maps it the same."""
+        if job.vo == job.group and job.group in self._group_vo:
+            return attrs.evolve(job, vo=self._group_vo[job.group])
+        return job
+
     def set_job(self, job: Job, force: bool = False) -> None:
         """Add or update a job as the server sees it."""
-        if job.vo == job.group and job.group in self._group_vo:
-            # qstat shows only egroup; the share tree says which VO that group belongs to.
-            job = attrs.evolve(job, vo=self._group_vo[job.group])
+        job = self.with_vo(job)
         old = self.jobs.get(job.id)
         if old == job and not force:
             return

@@ -102,7 +102,7 @@ class Scheduler(Cluster):
     # ------------------------------------------------------------------ the cycle API
     def on_submit(self, job: Job) -> str | None:
         """The execution queue a newly submitted job goes to (None: no queue accepts it)."""
-        return route(job, self.policy.queues).queue
+        return route(self.with_vo(job), self.policy.queues).queue
 
     def on_job_end(self, job: Job | str, usage: float | Mapping[str, float] | None = None,
                    now: float | None = None) -> bool:
