@@ -184,6 +184,48 @@ class CycleContext:
         self.reserved[name] = max(need, self.reserved.get(name, 0))
         self.s.engine.set_slot_state(self.s._slot_h[name], SLOT_STARTING)
 
+    def open_slot(self, h: int, job: Job, rank: int, held_back: bool = True) -> int | None:
+        """Room already open to job ``h``: a domain the matcher would give it now (opened
+        by an earlier phase or action), one kept for its class, or, with ``held_back`` and
+        above the default class, an idle one held back by share (a job above the default
+        class is never kept waiting by the share between images). None when it must
+        wait, preempt or boot."""
+        slot = self.s.engine.best_slot(h)
+        if slot is None and self.reserved:
+            slot = self.reserved_slot(h, job)
+        if slot is None and held_back and self.held_back and rank > self.default_rank:
+            slot = self.held_back_slot(h)
+        return slot
+
+    def reserved_slot(self, h: int, job: Job) -> int | None:
+        s, rank = self.s, self.rank(job)
+        for name in sorted(self.reserved):
+            if rank < self.reserved[name] or name not in s.domains or not s.domains[name].state.active:
+                continue
+            if self.closed_fits(h, name):
+                return s._slot_h[name]
+        return None
+
+    def held_back_slot(self, h: int) -> int | None:
+        s = self.s
+        for name in sorted(self.held_back):
+            if name in self.claimed or name not in s.domains or s.domains[name].state is not DomainState.FREE:
+                continue
+            if self.closed_fits(h, name):
+                self.held_back.discard(name)       # open again for good: this job takes it
+                s.engine.set_slot_state(s._slot_h[name], SLOT_ACTIVE)
+                return s._slot_h[name]
+        return None
+
+    def start(self, h: int, jid: str, slot: int) -> None:
+        """Run job ``h`` in ``slot`` now: the action, the matcher and the state."""
+        s = self.s
+        dname = s._slot_name[slot]
+        self.actions.append(RunJob(jid, dname))
+        s.engine.start_job(h, slot, self.now)
+        s._mark_running(jid, dname, self.now, via_engine=True)
+        self.claimed.add(dname)
+
     def closed_fits(self, h: int, name: str) -> bool:
         """Whether job ``h`` would take domain ``name``, closed for this cycle, were it open:
         the matcher's own best fit decides, and the domain stays closed."""

@@ -14,9 +14,7 @@ from collections import Counter
 
 from vmsched.cluster import STATE_BOUND, STATE_PENDING, Shape
 from vmsched.context import CycleContext
-from vmsched.matching import SLOT_ACTIVE
 from vmsched.model import Domain, DomainState, Job
-from vmsched.plan import RunJob
 from vmsched.policies import lifecycle
 
 
@@ -53,7 +51,7 @@ def place(ctx: CycleContext, unplaced: list[int], held_back: set[str]) -> None:
                 gone[1].append(jid)
                 continue
         job = s.jobs[jid]
-        if _start_in_open_room(ctx, h, jid, job, sh, held_back):
+        if _start_in_open_room(ctx, h, jid, job, sh):
             continue
         wait = _booting_domain(ctx, job, sh.images, booting_for, promised, bound)
         if wait is not None:
@@ -74,22 +72,13 @@ def place(ctx: CycleContext, unplaced: list[int], held_back: set[str]) -> None:
             dead.clear()      # the notes of later waits may now say the boot limit is reached
 
 
-def _start_in_open_room(ctx: CycleContext, h: int, jid: str, job: Job, sh: Shape, held_back: set[str]) -> bool:
+def _start_in_open_room(ctx: CycleContext, h: int, jid: str, job: Job, sh: Shape) -> bool:
     """Start the job in a domain already open to it, if any: one activated earlier in this
     phase, one kept for its class, or (above the default class) one held back by share."""
-    s = ctx.s
-    slot = s.engine.best_slot(h)
-    if slot is None and ctx.reserved:
-        slot = _reserved_slot(ctx, h, job)
-    if slot is None and held_back and sh.rank > ctx.default_rank:
-        slot = _held_back_slot(ctx, h, job, held_back)
-    if slot is None or ctx.vetoed(jid, s._slot_name[slot]):
+    slot = ctx.open_slot(h, job, sh.rank)
+    if slot is None or ctx.vetoed(jid, ctx.s._slot_name[slot]):
         return False
-    dname = s._slot_name[slot]
-    ctx.actions.append(RunJob(jid, dname))
-    s.engine.start_job(h, slot, ctx.now)
-    s._mark_running(jid, dname, ctx.now, via_engine=True)
-    ctx.claimed.add(dname)
+    ctx.start(h, jid, slot)
     return True
 
 
@@ -138,25 +127,3 @@ def _capacity_notes(ctx: CycleContext, jid: str, sh: Shape) -> tuple[str, ...]:
     if jid in ctx.notes:
         notes = (ctx.notes[jid],) + notes
     return notes
-
-def _reserved_slot(ctx: CycleContext, h: int, job: Job) -> int | None:
-    s, rank = ctx.s, ctx.rank(job)
-    for name in sorted(ctx.reserved):
-        if rank < ctx.reserved[name] or name not in s.domains or not s.domains[name].state.active:
-            continue
-        if ctx.closed_fits(h, name):
-            return s._slot_h[name]
-    return None
-
-def _held_back_slot(ctx: CycleContext, h: int, job: Job, held_back: set[str]) -> int | None:
-    """A job above the default class is never kept waiting by the share between images:
-    it may take an idle domain held back from its over-share VO."""
-    s = ctx.s
-    for name in sorted(held_back):
-        if name in ctx.claimed or name not in s.domains or s.domains[name].state is not DomainState.FREE:
-            continue
-        if ctx.closed_fits(h, name):
-            held_back.discard(name)       # open again for good: this job takes it
-            s.engine.set_slot_state(s._slot_h[name], SLOT_ACTIVE)
-            return s._slot_h[name]
-    return None
