@@ -475,3 +475,30 @@ def test_frozen_work_comes_back_to_a_host_bigger_than_the_smallest():
              for h in ("h1", "h2", "h3") for k in range(8)]
     plan = sched(p).on_cycle(Snapshot(700.0, p.hosts, doms, tuple(jobs)))
     assert ("resume-domain", "h1-img-b-1") in verbs(plan)
+
+
+def test_metacenter_second_preemptor_uses_the_room_the_first_opened():
+    """Issue 9: two 1-core interactive jobs, every standard domain full of two 2-core jobs.
+    The first preemptor freezes one standard domain and resumes the privileged domain beside
+    it, which has room for both: the second must run there too, not freeze another host."""
+    p = load_policy(EX / "metacenter.toml")
+    doms = initial_domains(p)
+    jobs = []
+    for d in doms:
+        if d.state is DomainState.FREE and d.image == "debian-meta":
+            jobs += [job(f"{d.name}-{k}", "meta", "normal", 2, 3000, t=0.0, state=JobState.RUNNING, domain=d.name,
+                         start_time=10.0) for k in range(2)]
+    snap = Snapshot(100.0, p.hosts, doms, jobs + [job(f"i{k}", "meta", "normal", 1, 1000, t=90.0 + k,
+                                                      interactive=True) for k in (1, 2)])
+    plan = sched(p).on_cycle(snap)
+    suspended = [a.domain for a in plan.actions if a.verb == "suspend-domain"]
+    runs = {a.job: a.domain for a in plan.actions if a.verb == "run"}
+    assert len(suspended) == 1, verbs(plan)
+    assert runs["i1"] == runs["i2"], verbs(plan)
+    # and the next cycle keeps using that room rather than freezing another host
+    snap = apply_plan(p, snap, plan)
+    snap = attrs.evolve(snap, time=200.0, jobs=snap.jobs + (job("i3", "meta", "normal", 1, 1000, t=150.0,
+                                                                 interactive=True),))
+    plan2 = sched(p).on_cycle(snap)
+    assert [a.verb for a in plan2.actions] == ["run"], verbs(plan2)
+    assert plan2.actions[0].domain == runs["i1"]

@@ -1,7 +1,8 @@
 """Class-preemption phase: a job of a higher class displaces running work of a strictly lower one.
 
-For each waiting job above the lowest class the matcher finds the cheapest victims (by the
-policy's mode: suspend the domain, suspend the jobs, or requeue them); the site's ``preempt``
+A waiting job above the lowest class first takes room already open to it (what an earlier
+preemptor of this cycle opened, a domain reserved for its class); only then does the matcher
+find the cheapest victims (by the policy's mode: suspend the domain, suspend the jobs, or requeue them); the site's ``preempt``
 plugin may refuse. A job that finds none tries, in turn, its owner's reclaim
 (:mod:`vmsched.policies.owner_reclaim`) and taking back its VO's domain frozen for fair share.
 """
@@ -46,6 +47,16 @@ def preempt(ctx: CycleContext, unplaced: list[int]) -> list[int]:
             left.append(h)
             continue
         job = s.jobs[jid]
+        if rank > lowest:
+            # Room an earlier preemptor of this cycle opened, or last cycle's reserved for
+            # this class, comes before any new victim: preempting beside free room would
+            # freeze work for nothing. (Idle domains held back from the job's over-share VO
+            # stay placement's, after share preemption: taking them here would push the VO
+            # further over its share and have more hosts frozen for it.)
+            slot = ctx.open_slot(h, job, rank, held_back=False)
+            if slot is not None and not ctx.vetoed(jid, s._slot_name[slot]):
+                ctx.start(h, jid, slot)
+                continue
         victims = None
         if rank > lowest and shape not in tried:
             victims = s.engine.find_victims(h, s.mode, ctx.now)
