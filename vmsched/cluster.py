@@ -424,23 +424,44 @@ class Cluster:
         if found is None:
             if len(self._biggest) > 4096:
                 self._biggest.clear()
-            hosts = [h for h in self.hosts.values() if job.features <= h.features]
-            if self.policy.lifecycle.dynamic_boot:
-                biggest_c = max((h.cores for h in hosts), default=0)
-                biggest_m = max((h.memory_mb for h in hosts), default=0)
-            else:
-                doms = [d for d in self.domains.values() if d.image in imgs and job.features <= self.hosts[d.host].features]
-                biggest_c = max((d.cores for d in doms), default=0)
-                biggest_m = max((d.memory_mb for d in doms), default=0)
-            found = self._biggest[key] = (bool(hosts), biggest_c, biggest_m)
-        any_host, biggest_c, biggest_m = found
-        if self.hosts and not any_host:
+            found = self._biggest[key] = self._largest_domains(imgs, job.features)
+        any_host, sizes = found
+        if not self.hosts:
+            return None
+        if not any_host:
             return f"no host has features {', '.join(sorted(job.features))}"
-        if self.hosts and job.cores > biggest_c:
+        biggest_c = max((c for c, _ in sizes), default=0)
+        biggest_m = max((m for _, m in sizes), default=0)
+        if job.cores > biggest_c:
             return f"asks for {job.cores} cores, the largest domain it could use has {biggest_c}"
-        if self.hosts and job.memory_mb > biggest_m:
+        if job.memory_mb > biggest_m:
             return f"asks for {job.memory_mb} MB, the largest domain it could use has {biggest_m} MB"
+        if not any(c >= job.cores and m >= job.memory_mb for c, m in sizes):
+            most = max(m for c, m in sizes if c >= job.cores)
+            return (f"asks for {job.cores} cores and {job.memory_mb} MB, no domain it could use holds both "
+                    f"(with {job.cores} cores or more, at most {most} MB)")
         return None
+
+    def _largest_domains(self, images: tuple[str, ...], features: frozenset) -> tuple[bool, tuple[tuple[int, int], ...]]:
+        """Whether any host has ``features``, and the (cores, memory) of the domains a job
+        of ``images`` could ever get there, as the sizes no other size covers: when domains
+        are booted on demand, what each flavor gives on an empty host (a whole-node flavor
+        scales to the host, and its memory per core may leave some of a host's memory
+        unused); else the domains of those images that the site defines."""
+        hosts = [h for h in self.hosts.values() if features <= h.features]
+        sizes: set[tuple[int, int]] = set()
+        if not self.policy.lifecycle.dynamic_boot:
+            sizes = {(d.cores, d.memory_mb) for d in self.domains.values()
+                     if d.image in images and features <= self.hosts[d.host].features}
+        else:
+            for size in {(h.cores, h.memory_mb) for h in hosts}:
+                host = next(h for h in hosts if (h.cores, h.memory_mb) == size)
+                for f in self.policy.flavors.values():
+                    c, m = f.size_on(host)
+                    if c <= host.cores and m <= host.memory_mb and (f.whole_node is None or c >= f.min_cores):
+                        sizes.add((c, m))
+        front = tuple(sorted(x for x in sizes if not any(y != x and y[0] >= x[0] and y[1] >= x[1] for y in sizes)))
+        return bool(hosts), front
 
     def with_vo(self, job: Job) -> Job:
         """The job with its VO as the share tree says: qstat shows only the egroup, and a
