@@ -56,6 +56,7 @@ STATE_PENDING, STATE_RUNNING, STATE_HELD, STATE_ROUTING, STATE_BOUND, STATE_SUSP
     "pending", "running", "held", "routing", "bound", "suspended", "done"
 
 _GONE_KEEP = 200_000
+_IN_DOMAIN = (JobState.RUNNING, JobState.EXITING, JobState.SUSPENDED)   # jobs that occupy their domain
 _HOLDS_ROOM = (DomainState.FREE, DomainState.RUNNING, DomainState.BOOTING)
 _INACTIVE = (DomainState.OCCUPIED, DomainState.SUSPENDED)
 
@@ -179,25 +180,51 @@ class Cluster:
 
     # ------------------------------------------------------------------ feeding changes
     def sync(self, snapshot: Snapshot) -> None:
-        """Make the in-core state equal to ``snapshot``, touching only what changed."""
+        """Make the in-core state equal to ``snapshot``, touching only what changed: a
+        steady cycle of a large site differs from the last one in a few jobs, and only
+        those may cost anything (models are frozen, so an unchanged one is often the very
+        object seen last time)."""
         jobs = {j.id: j for j in snapshot.jobs}
         for jid in [j for j in self.jobs if j not in jobs]:
             self.remove_job(jid)
         doms = {d.name: d for d in snapshot.domains}
         for h in snapshot.hosts:
-            self.set_host(h)
+            old = self.hosts.get(h.name)
+            if old is not h:
+                self.set_host(h)
         for name in [d for d in self.domains if d not in doms]:
             self.remove_domain(name)
-        for d in sorted(doms.values(), key=lambda d: d.name):
+        # Servers differ in when they flip a node between free and job-exclusive (Torque
+        # keeps a node with free slots "free"); what counts is whether jobs are in it.
+        # Settled here, before the domain is set, a busy domain reported "free" every cycle
+        # is no change at all.
+        busy = {j.domain for j in snapshot.jobs if j.domain is not None and j.state in _IN_DOMAIN}
+        changed = []
+        for d in doms.values():
+            if d.state is DomainState.RUNNING and d.name not in busy:
+                d = attrs.evolve(d, state=DomainState.FREE, since=snapshot.time)
+            elif d.state is DomainState.FREE and d.name in busy:
+                d = attrs.evolve(d, state=DomainState.RUNNING)
+            old = self.domains.get(d.name)
+            if old is not d and old != d:
+                changed.append(d)
+        for d in sorted(changed, key=lambda d: d.name):
             self.set_domain(d)
         names = {x.name for x in snapshot.hosts}
         for name in [h for h in self.hosts if h not in names]:
             self.remove_host(name)
-        for j in sorted(snapshot.jobs, key=lambda j: (j.submit_time, j.id)):
+        changed = []
+        for j in snapshot.jobs:
+            old = self.jobs.get(j.id)
+            if old is None or (old is not j and old != self.with_vo(j)):
+                changed.append(j)
+        for j in sorted(changed, key=lambda j: (j.submit_time, j.id)):
             self.set_job(j)
-        # Servers differ in when they flip a node between free and job-exclusive; what counts
-        # is whether jobs are in it.
-        for name in sorted(self.domains):
+        # A job the server lists in a domain it does not list is dropped by set_domain's
+        # removal; whatever is left unsettled is settled now.
+        for name in sorted(n for n, d in self.domains.items()
+                           if (d.state is DomainState.RUNNING) != bool(self.domain_jobs.get(n))
+                           and d.state in (DomainState.RUNNING, DomainState.FREE)):
             self._settle(name, snapshot.time)
 
     def _settle(self, name: str, now: float) -> None:
