@@ -193,6 +193,19 @@ class ClusterMachine(RuleBasedStateMachine):
                 (s.images_for(j), j.cores, j.memory_mb, j.features, j.queue, s.rank_of(j), j.vo)
         assert set(s._hshape) == set(s._job_name)
         assert s._ranked_running == {j for j, st in s.status.items() if st == "running" and s.rank_of(s.jobs[j]) > 0}
+        # each host's room, idle active domains and openness, as lifecycle's HostRoom and
+        # room test would find them from scratch
+        from vmsched.policies.lifecycle import HostRoom
+        openable = set()
+        for hname, host in s.hosts.items():
+            room = HostRoom.build(host, s.host_domains.get(hname, ()), s.domains)
+            used = s._room_used.get(hname, [0, 0, 0])
+            assert used == [room.active, room.cores, room.memory], hname
+            idle = {n for n in s.host_domains.get(hname, ()) if s.domains[n].state.active and not s.domain_jobs.get(n)}
+            assert s._idle_active.get(hname, set()) == idle, hname
+            if host.up and (idle or room.active < host.max_active):
+                openable.add(hname)
+        assert s.openable_hosts() == openable
 
 
 ClusterMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=25, deadline=None,

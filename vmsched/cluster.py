@@ -85,6 +85,12 @@ class Shape:
 _SHAPES_KEEP = 65_536
 
 
+def _same_place(a: Domain, b: Domain) -> bool:
+    """The same domain apart from its state and since: name, host, image, flavor and size."""
+    return (a.name, a.host, a.image, a.flavor, a.cores, a.memory_mb) == (b.name, b.host, b.image, b.flavor, b.cores,
+                                                                         b.memory_mb)
+
+
 class Cluster:
     """The site as the scheduler last saw it, kept between cycles: hosts, domains and jobs,
     the matcher's copy of them, and the indexes and running sums that let a cycle look only
@@ -132,6 +138,14 @@ class Cluster:
         # domains per state, and idle-or-frozen (occupied, suspended) domains per image, kept
         # as domains change so that a cycle never walks every domain of the site
         self._by_state: dict[DomainState, set[str]] = {st: set() for st in DomainState}
+        # Per host, kept as domains change: the room its active and booting domains hold
+        # [domains, cores, memory], its active domains without jobs, and the hosts where a
+        # domain could be activated or booted at all (an active slot left, or an idle active
+        # domain to switch out). A saturated site has few of those, and lifecycle looks
+        # only at them instead of at every host.
+        self._room_used: dict[str, list[int]] = {}
+        self._idle_active: dict[str, set[str]] = {}
+        self._openable: set[str] = set()
         self._inactive_img: dict[str, set[str]] = {}
         self._owners_cache: tuple[int, dict[str, list[str]]] = (-1, {})
         self._capacity_cache: tuple[int, int, int] = (-1, 0, 0)
@@ -201,12 +215,17 @@ class Cluster:
         busy = {j.domain for j in snapshot.jobs if j.domain is not None and j.state in _IN_DOMAIN}
         changed = []
         for d in doms.values():
+            old = self.domains.get(d.name)
+            if old is d:
+                continue
             if d.state is DomainState.RUNNING and d.name not in busy:
                 d = attrs.evolve(d, state=DomainState.FREE, since=snapshot.time)
             elif d.state is DomainState.FREE and d.name in busy:
+                if old is not None and old.state is DomainState.RUNNING and _same_place(old, d) \
+                        and old.since == d.since:
+                    continue      # busy as we know it: no need to build the settled copy
                 d = attrs.evolve(d, state=DomainState.RUNNING)
-            old = self.domains.get(d.name)
-            if old is not d and old != d:
+            if old != d:
                 changed.append(d)
         for d in sorted(changed, key=lambda d: d.name):
             self.set_domain(d)
@@ -246,6 +265,7 @@ class Cluster:
         if host.name not in self._host_h:
             self._host_h[host.name] = heapq.heappop(self._free_hosts) if self._free_hosts else len(self._host_h)
         self.engine.set_host(self._host_h[host.name], host.cores, host.memory_mb, host.max_active)
+        self._update_openable(host.name)
         if old is not None and old.features != host.features:
             for d in list(self.host_domains[host.name]):
                 dom = self.domains[d]
@@ -260,6 +280,9 @@ class Cluster:
             self.remove_domain(d)
         self.hosts.pop(name, None)
         self.host_domains.pop(name, None)
+        self._room_used.pop(name, None)
+        self._idle_active.pop(name, None)
+        self._openable.discard(name)
         self._lifecycle_epoch += 1
         h = self._host_h.pop(name, None)
         if h is not None:
@@ -347,10 +370,55 @@ class Cluster:
             self._by_state[old.state].discard(old.name)
             if old.state in _INACTIVE:
                 self._inactive_img[old.image].discard(old.name)
+            if old.state in _HOLDS_ROOM:
+                used = self._room_used[old.host]
+                used[0] -= 1
+                used[1] -= old.cores
+                used[2] -= old.memory_mb
         if new is not None:
             self._by_state[new.state].add(new.name)
             if new.state in _INACTIVE:
                 self._inactive_img.setdefault(new.image, set()).add(new.name)
+            if new.state in _HOLDS_ROOM:
+                used = self._room_used.setdefault(new.host, [0, 0, 0])
+                used[0] += 1
+                used[1] += new.cores
+                used[2] += new.memory_mb
+            self._note_idle(new.name, new)
+        elif old is not None:
+            idle = self._idle_active.get(old.host)
+            if idle is not None:
+                idle.discard(old.name)
+            self._update_openable(old.host)
+
+    def _note_idle(self, name: str, d: Domain | None) -> None:
+        """Keep ``name`` in its host's idle active domains exactly while it is one, and the
+        host's openness with it."""
+        if d is None:
+            d = self.domains.get(name)
+        host = d.host if d is not None else None
+        if d is not None and d.state.active and not self.domain_jobs.get(name):
+            self._idle_active.setdefault(host, set()).add(name)
+        elif d is not None:
+            idle = self._idle_active.get(host)
+            if idle is not None:
+                idle.discard(name)
+        if host is not None:
+            self._update_openable(host)
+
+    def _update_openable(self, name: str) -> None:
+        h = self.hosts.get(name)
+        used = self._room_used.get(name)
+        if h is not None and h.up and (self._idle_active.get(name) or used is None or used[0] < h.max_active):
+            self._openable.add(name)
+        else:
+            self._openable.discard(name)
+
+    def openable_hosts(self) -> set[str]:
+        """Hosts where lifecycle could activate or boot a domain, as the state stands: an
+        active slot left, or an idle active domain to switch out (callers must not modify
+        it). Others fail lifecycle's room test whatever the job."""
+        return self._openable
 
     def _remember(self, job: Job) -> None:
         if job.state in (JobState.RUNNING, JobState.SUSPENDED):
@@ -655,7 +723,10 @@ class Cluster:
 
     def _domain_add(self, domain: str, jid: str) -> None:
         # An idle domain turning busy only narrows what lifecycle can do: no new epoch.
-        self.domain_jobs[domain].add(jid)
+        jobs = self.domain_jobs[domain]
+        jobs.add(jid)
+        if len(jobs) == 1:
+            self._note_idle(domain, None)
 
     def _domain_discard(self, domain: str, jid: str) -> None:
         jobs = self.domain_jobs[domain]
@@ -663,6 +734,7 @@ class Cluster:
             jobs.discard(jid)
             if not jobs:
                 self._lifecycle_epoch += 1  # a busy domain became idle
+                self._note_idle(domain, None)
 
     def _set_status(self, jid: str, st: str | None) -> None:
         """Every change of a job's status goes through here, so the per-entity sums of running

@@ -18,7 +18,7 @@ updates it, so two jobs never count on the same cores.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 
 import attrs
 
@@ -99,8 +99,13 @@ def plan_placement(job: Job, images: Iterable[str], rooms: Mapping[str, HostRoom
                    busy: Callable[[str], bool], flavors: Mapping[str, Flavor],
                    policy: LifecyclePolicy, boots_left: int, now: float,
                    reclaimable: Callable[[Domain], bool] = lambda d: True,
-                   inactive: Mapping[str, Iterable[str]] | None = None) -> Placement | None:
-    """Activation of an idle inactive domain, else a boot; None when neither is possible."""
+                   inactive: Mapping[str, Iterable[str]] | None = None,
+                   hosts: Collection[str] | None = None) -> Placement | None:
+    """Activation of an idle inactive domain, else a boot; None when neither is possible.
+
+    ``hosts``, when given, are the only hosts worth a look (those with room for an active
+    domain, or an idle one to switch out, and the job's features): at a saturated site of
+    thousands of hosts, a few. ``inactive`` lists the idle inactive domains per image."""
     images = tuple(images)
 
     def idle_active(r: HostRoom) -> list[Domain]:
@@ -126,16 +131,19 @@ def plan_placement(job: Job, images: Iterable[str], rooms: Mapping[str, HostRoom
     # such domains per image, so only their hosts are looked at)
     if inactive is not None:
         # Only hosts with a domain that could take the job, checked before any room is built.
-        hosts = set()
-        for img in images:
-            for n in inactive.get(img, ()):
-                d = domains.get(n)
-                if d is not None and d.state in (DomainState.OCCUPIED, DomainState.SUSPENDED) and not busy(n) \
-                        and d.cores >= job.cores and d.memory_mb >= job.memory_mb and d.host in rooms:
-                    hosts.add(d.host)
-        candidates = sorted(hosts, key=order)
+        if hosts is not None:     # few: look at their domains instead of every inactive one
+            names = (n for h in hosts for n in rooms[h].domains if domains[n].image in images)
+        else:
+            names = (n for img in images for n in inactive.get(img, ()))
+        found = set()
+        for n in names:
+            d = domains.get(n)
+            if d is not None and d.state in (DomainState.OCCUPIED, DomainState.SUSPENDED) and not busy(n) \
+                    and d.cores >= job.cores and d.memory_mb >= job.memory_mb and d.host in rooms:
+                found.add(d.host)
+        candidates = sorted(found, key=order)
     else:
-        candidates = sorted(rooms, key=order)
+        candidates = sorted(rooms if hosts is None else hosts, key=order)
     for hname in candidates:
         r = rooms[hname]
         if not r.host.up:
@@ -164,7 +172,8 @@ def plan_placement(job: Job, images: Iterable[str], rooms: Mapping[str, HostRoom
     # many hosts, and choosing (which sorts the flavors) once per host was half a boot-heavy
     # replay's time.
     flavor_for: dict[tuple[int, int], Flavor | None] = {}
-    for hname, r in rooms.items():
+    for hname in (rooms.keys() if hosts is None else sorted(hosts)):
+        r = rooms[hname]
         h = r.host
         if not h.up:
             continue

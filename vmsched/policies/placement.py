@@ -103,10 +103,12 @@ def _lifecycle_placement(ctx: CycleContext, job: Job, sh: Shape, failed: set) ->
         failed.add(shape)
     if shape in failed or not sh.images:
         return None
-    rooms = ctx.rooms if not job.features else \
-        {n: r for n, r in ctx.rooms.items() if job.features <= r.host.features}
-    placement = lifecycle.plan_placement(job, sh.images, rooms, s.domains, ctx.busy, ctx.policy.flavors,
-                                         ctx.policy.lifecycle, ctx.boots_left, ctx.now, inactive=s._inactive_img)
+    hosts = s.openable_hosts()
+    if job.features:
+        hosts = {n for n in hosts if job.features <= s.hosts[n].features}
+    placement = lifecycle.plan_placement(job, sh.images, ctx.rooms, s.domains, ctx.busy, ctx.policy.flavors,
+                                         ctx.policy.lifecycle, ctx.boots_left, ctx.now, inactive=s._inactive_img,
+                                         hosts=hosts)
     if placement is None:
         failed.add(shape)
         s._placement_failed[shape] = s._lifecycle_epoch
