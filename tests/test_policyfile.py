@@ -17,6 +17,14 @@ EXAMPLES = sorted((ROOT / "vmsched" / "examples").glob("*.toml"))
 
 MINIMAL = '[site]\nname = "x"\n\n[[queues]]\nname = "a"\n'
 
+
+
+def _shares(*entries) -> str:
+    """MINIMAL with a share tree; entry k's path is on line 8 + 3k."""
+    return MINIMAL + "[fairshare]\n" + "".join(f'[[fairshare.share]]\npath = "{path}"\nshare = {share}\n'
+                                                for path, share in entries)
+
+
 BAD = {
     "missing": (None, "no such file"),
     "empty": ("", "empty"),
@@ -43,6 +51,18 @@ BAD = {
                          'mode = "suspend-domain"'),
     "share-after-duration": (MINIMAL + '[preemption]\nshare_after = "later"\n',
                              ":7: preemption.share_after: expected a duration"),
+    # usage is charged to vo/group/user: a share entry off those levels would take none of it
+    "share-group-as-vo": (_shares(("meta", 60), ("egee", 40), ("egee/atlas", 50), ("atlas", 10), ("atlas/alice", 1)),
+                          ":20: fairshare.share[4].path: expected a path vo, vo/group or vo/group/user: 'atlas' is "
+                          "a group of VO 'egee' (share[2] egee/atlas) as well as a top-level entry, so 'atlas/alice' "
+                          "reads as group/user"),
+    "share-group-not-vo": (_shares(("meta", 60), ("meta/group1", 1), ("group1/alice", 1)),
+                           ":14: fairshare.share[2].path: expected a path vo, vo/group or vo/group/user: 'group1' is "
+                           "not a VO of the tree but a group of VO 'meta' (share[1] meta/group1), so 'group1/alice' "
+                           "reads as group/user, a level too low; write 'meta/group1/alice'"),
+    "share-too-deep": (_shares(("a", 1), ("a/b", 1), ("a/b/c", 1), ("a/b/c/d", 1)),
+                       ":17: fairshare.share[3].path: expected a path vo, vo/group or vo/group/user (usage is "
+                       "charged to a job's VO, group and user), got 4 levels in 'a/b/c/d'"),
     "unknown-image-in-host": (MINIMAL + '[[hosts]]\nname = "h1"\ncores = 4\nmemory = "8gb"\n'
                               'domains = [ { image = "ghost", flavor = "small" } ]\n',
                               "hosts[0].domains[0].image: image 'ghost' is not defined"),
@@ -72,7 +92,7 @@ def test_bad_policy_is_one_clear_line(tmp_path, case):
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "binary", "broken", "unknown-key", "wrong-type",
-                                  "repeated-share", "unknown-route"])
+                                  "repeated-share", "unknown-route", "share-group-as-vo", "share-too-deep"])
 def test_check_command_exits_2_without_traceback(tmp_path, case):
     content, expected = BAD[case]
     path = _write(tmp_path, case, content)
@@ -128,3 +148,33 @@ def test_any_text_is_a_policy_or_a_policy_error(text):
         parse_policy(text, "fuzz.toml")
     except PolicyError as e:
         assert e.problems and all(p.startswith("fuzz.toml") for p in e.problems)
+
+
+_SHARE_NAMES = st.sampled_from(["meta", "egee", "atlas", "cms", "alice"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.lists(_SHARE_NAMES, min_size=1, max_size=5), st.integers(1, 100)), max_size=8))
+def test_any_share_tree_loads_at_charged_depths_or_is_refused_line_by_line(entries):
+    """Share trees from a few names that are VOs, groups and users at once, 1 to 5 levels
+    deep: a tree that loads lists only paths usage can reach (vo, vo/group, vo/group/user,
+    never starting at a group of a VO); one that does not names file, line and key for each
+    problem, each on one line."""
+    written = ["/".join(path) for path, _ in entries]
+    text = _shares(*zip(written, (share for _, share in entries)))
+    try:
+        policy = parse_policy(text, "fuzz.toml")
+    except PolicyError as e:
+        lines = text.splitlines()
+        for problem in e.problems:
+            assert "\n" not in problem
+            head, line, key, _ = problem.split(":", 3)
+            assert head == "fuzz.toml" and key.strip().startswith("fairshare.share[")
+            k = int(key.split("[")[1].split("]")[0])
+            assert lines[int(line) - 1] == f'path = "{written[k]}"'
+        return
+    paths = [path for path, _ in policy.fairshare.shares]
+    top = {p[0] for p in paths if len(p) == 1}
+    groups = {p[1] for p in paths if len(p) == 2 and p[0] in top and p[0] != p[1]}
+    assert all(len(p) <= 3 for p in paths)
+    assert not any(len(p) > 1 and p[0] in groups for p in paths)

@@ -121,3 +121,29 @@ domains = [ { image = "slc", flavor = "large" } ]
     in_cycle = [a.queue for a in plan.actions if a.verb == "route"]
     assert in_cycle == ["cms_q"]
     assert at_submit == "cms_q"
+
+
+def test_a_share_path_a_level_too_low_is_refused_and_the_advised_one_gets_the_usage():
+    """Issue 9: ``atlas/alice`` beside ``egee/atlas`` loaded silently, and alice's jobs, charged
+    to atlas/atlas/alice (an unlisted sibling with the default share), got factors near 1e-19."""
+    head = ('[site]\nname = "x"\n[[queues]]\nname = "q"\n[fairshare]\n'
+            + "".join(f'[[fairshare.share]]\npath = "{path}"\nshare = {share}\n'
+                      for path, share in (("meta", 60), ("egee", 40), ("egee/atlas", 50), ("egee/cms", 50))))
+    with pytest.raises(PolicyError) as e:
+        parse_policy(head + '[[fairshare.share]]\npath = "atlas"\nshare = 10\n'
+                     '[[fairshare.share]]\npath = "atlas/alice"\nshare = 100\n', "x.toml")
+    assert len(e.value.problems) == 1
+    assert e.value.problems[0].startswith("x.toml:22: fairshare.share[5].path: expected a path vo, vo/group or "
+                                          "vo/group/user: 'atlas' is a group of VO 'egee'")
+    assert "write 'egee/atlas/alice' and drop the top-level 'atlas'" in e.value.problems[0]
+    s = sched(parse_policy(head + '[[fairshare.share]]\npath = "egee/atlas/alice"\nshare = 100\n', "x.toml"))
+    alice = Job.from_pbs("1.srv", {"queue": "q", "egroup": "atlas", "euser": "alice",
+                                   "Resource_List.walltime": "10:00:00", "qtime": "0"})
+    dan = Job.from_pbs("2.srv", {"queue": "q", "egroup": "meta", "euser": "dan",
+                                 "Resource_List.walltime": "10:00:00", "qtime": "0"})
+    for j in (alice, dan):
+        s.set_job(j)
+        s.on_job_end(s.jobs[j.id], 36000.0, now=36000.0)
+    # alice is egee's only user: egee (S_norm 0.4) used half, so U_eff = 0.5 down to her
+    # (she is her group's only listed child, the group half of egee): 2^(-0.5/0.2) = 2^-2.5
+    assert s.factors(36000.0)[("egee", "atlas", "alice")] == pytest.approx(2 ** -2.5)

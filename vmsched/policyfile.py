@@ -624,7 +624,9 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
                   "image_shares", "refresh"})
     shares: list[tuple[tuple[str, ...], float]] = []
     seen_paths: dict[tuple[str, ...], int] = {}
-    for i, s in enumerate(r.array_of_tables(fs.get("share"), ("fairshare", "share"))):
+    share_tables = r.array_of_tables(fs.get("share"), ("fairshare", "share"))
+    vo_of_group = _share_groups(share_tables)
+    for i, s in enumerate(share_tables):
         p = ("fairshare", "share", i)
         r.table(s, p, {"path", "share"})
         path_s = r.get(s, "path", p, "str", None, required=True)
@@ -637,6 +639,13 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
             continue
         if parts in seen_paths:
             r.problem(p + ("path",), f"share {path_s!r} is listed twice (first at share[{seen_paths[parts]}])")
+            continue
+        depth_problem = _share_depth_problem(parts, vo_of_group, share_tables)
+        if depth_problem:
+            # Seen all the same: its own children are reported for their own depth, not
+            # again as orphans of this line.
+            seen_paths[parts] = i
+            r.problem(p + ("path",), depth_problem)
             continue
         if len(parts) > 1 and parts[:-1] not in seen_paths:
             r.problem(p + ("path",), f"parent {'/'.join(parts[:-1])!r} of {path_s!r} must be listed before it")
@@ -743,6 +752,54 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
     return Policy(source, site_name or "site", flavors, images, tuple(hosts), queues, default_queue, weights,
                   fairshare, preemption, lifecycle, interval, max_starts, engine, plugins, trace,
                   tuple(domain_templates))
+
+
+_SHARE_PATH = "expected a path vo, vo/group or vo/group/user"
+
+
+def _share_groups(tables: list) -> dict[str, list[tuple[str, int]]]:
+    """Every name the share tree makes a group: ``x`` of each ``vo/x`` whose VO is a top-level
+    entry, with that VO and the entry's index. The scheduler charges a job of group ``x`` to
+    ``vo/x/<user>`` through these entries (``Cluster._group_vo``)."""
+    paths = [(i, t.get("path")) for i, t in enumerate(tables)]
+    parts = [(i, tuple(v.split("/"))) for i, v in paths if isinstance(v, str) and v]
+    top = {pp[0] for _, pp in parts if len(pp) == 1}
+    groups: dict[str, list[tuple[str, int]]] = {}
+    for i, pp in parts:
+        if len(pp) == 2 and pp[0] in top and pp[0] != pp[1]:
+            groups.setdefault(pp[1], []).append((pp[0], i))
+    return groups
+
+
+def _share_depth_problem(parts: tuple[str, ...], vo_of_group: dict[str, list[tuple[str, int]]],
+                         tables: list) -> str | None:
+    """Why a share path can never be where usage is charged, or None.
+
+    Usage is charged to (VO, group, user) and nowhere else, so a share entry off those levels
+    takes no usage while its unlisted sibling -- where the usage really lands, with only the
+    default share -- takes all of it: factors such as 1e-19 and no error anywhere. Two shapes are certain: a path deeper than vo/group/user, and a path that
+    starts at a name the tree itself makes a group of a VO (``group/user`` for
+    ``vo/group/user``). A 2-level path under a top-level entry is left alone: ``egee/atlas``
+    is a VO and its group exactly like ``group1/alice`` is a group and its user, and only the
+    names tell them apart.
+    """
+    path = "/".join(parts)
+    if len(parts) > 3:
+        return (f"{_SHARE_PATH} (usage is charged to a job's VO, group and user), got {len(parts)} levels "
+                f"in {path!r}: no usage would ever reach it")
+    if len(parts) < 2 or parts[0] not in vo_of_group:
+        return None
+    group = parts[0]
+    vo, at = vo_of_group[group][0]
+    where = f"share[{at}] {vo}/{group}"
+    fix = f"write '{vo}/{path}'" if len(parts) == 2 else f"'{vo}/{path}' would be deeper than vo/group/user"
+    reads = "reads as group/user" if len(parts) == 2 else "starts at a group"
+    if any(t.get("path") == group for t in tables):
+        return (f"{_SHARE_PATH}: {group!r} is a group of VO {vo!r} ({where}) as well as a top-level entry, "
+                f"so {path!r} {reads}, a level too low: jobs of group {group} are charged to "
+                f"{group}/{group}/<user> beside it with the default share; {fix} and drop the top-level {group!r}")
+    return (f"{_SHARE_PATH}: {group!r} is not a VO of the tree but a group of VO {vo!r} ({where}), "
+            f"so {path!r} {reads}, a level too low; {fix}")
 
 
 _ID_RANGE_RE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
