@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vmsched.policies.fairshare import (
-    MIN_FACTOR, FairShare, ShareTree, ShareTreeError, usage_amount,
+    BOOKKEEPINGS, MIN_FACTOR, FairShare, ShareTree, ShareTreeError, usage_amount,
 )
 from vmsched.usage import UsageStore
 
@@ -88,6 +88,72 @@ def test_four_level_tree_matches_hand_computation():
     assert alice.normalized_usage == pytest.approx(0.3)
     assert alice.effective_usage == pytest.approx(0.3875)
     assert alice.listed
+
+
+# OpenPBS's own fair-share test tree (test/tests/functional/pbs_fairshare.py): root ->
+# group1 (40 shares) -> u1 (50), u2 (50); group2 (60) -> u3 (60), u4 (40). Its "unknown" group
+# has unknown_shares = 0, so it changes no one's percentage and is left out.
+PBS_TREE = [
+    (("group1",), 40), (("group1", "u1"), 50), (("group1", "u2"), 50),
+    (("group2",), 60), (("group2", "u3"), 60), (("group2", "u4"), 40),
+]
+
+
+def test_openpbs_bookkeeping_matches_hand_computed_openpbs_factors():
+    # Charged: u1 99, u2 99, u4 999 (pbsfs would show u1 100, u2 100, u3 1, u4 1000).
+    # OpenPBS: every node starts at usage 1 and a job's usage is added to its entity and all
+    # ancestors (fifo.cpp), so usage: root 1+1197 = 1198, group1 1+198 = 199,
+    # group2 1+999 = 1000, u1 100, u2 100, u3 1, u4 1000.
+    # fairshare_perc: group1 .4, group2 .6, u1 = u2 = .4*.5 = .2, u3 = .6*.6 = .36, u4 = .24.
+    # fairshare_tree_usage (calc_usage_factor): children of the root usage/1198, below that
+    # u/1198 + (parent's - u/1198) * group_percentage:
+    #   group1 199/1198, group2 1000/1198
+    #   u1 = u2 = 100/1198 + (99/1198)*.5 = 149.5/1198
+    #   u3 = 1/1198 + (999/1198)*.6 = 600.4/1198,  u4 = 1000/1198 + 0*.4 = 1000/1198
+    # fairshare_factor = 2^-(tree_usage/perc):
+    #   group1 2^-(199/479.2) = 0.7498763043179766   group2 2^-(1000/718.8) = 0.38124555755234646
+    #   u1, u2 2^-(149.5/239.6) = 0.6488889059862714  u3 2^-(600.4/431.28) = 0.38100054330753697
+    #   u4 2^-(1000/287.52) = 0.08974535492842212
+    # OpenPBS keeps these in single-precision floats: agreement to about 1e-6.
+    usage = {("group1", "u1"): 99.0, ("group1", "u2"): 99.0, ("group2", "u4"): 999.0}
+    expected = {
+        ("group1",): 0.7498763043179766, ("group2",): 0.38124555755234646,
+        ("group1", "u1"): 0.6488889059862714, ("group1", "u2"): 0.6488889059862714,
+        ("group2", "u3"): 0.38100054330753697, ("group2", "u4"): 0.08974535492842212,
+    }
+    policy = FairShare(ShareTree.from_entries(PBS_TREE), half_life_s=86400, bookkeeping="openpbs")
+    factors = policy.factors(usage)
+    assert set(factors) == set(expected)
+    for path, value in expected.items():
+        assert factors[path] == pytest.approx(value, rel=1e-12), path
+    figures = policy.figures(usage)
+    assert [figures[p].usage for p in (("group1",), ("group2",), ("group1", "u1"), ("group2", "u3"))] == \
+        [199.0, 1000.0, 100.0, 1.0]
+    assert figures[("group2", "u3")].effective_usage == pytest.approx(600.4 / 1198, rel=1e-12)
+    # The default bookkeeping on the same usage: u3 has U_norm 0, so 0 + (999/1197)*.6.
+    vmsched = FairShare(ShareTree.from_entries(PBS_TREE), half_life_s=86400).figures(usage)
+    assert vmsched[("group2", "u3")].effective_usage == pytest.approx(999 / 1197 * 0.6, rel=1e-12)
+
+
+def test_openpbs_bookkeeping_with_no_usage_puts_bigger_shares_first():
+    # Every node at usage 1, the root too: every tree usage is 1 and the factor 2^(-1/perc):
+    #   group1 2^-2.5 = 0.1767766952966369, group2 2^-(1/.6) = 0.3149802624737183,
+    #   u1 = u2 2^-5 = 0.03125, u3 2^-(1/.36) = 0.1458161299470146, u4 2^-(1/.24) = 0.0556811698837712
+    # (the vmsched bookkeeping gives everyone 1 here).
+    factors = FairShare(ShareTree.from_entries(PBS_TREE), half_life_s=60, bookkeeping="openpbs").factors({})
+    assert factors == pytest.approx({
+        ("group1",): 0.1767766952966369, ("group2",): 0.3149802624737183,
+        ("group1", "u1"): 0.03125, ("group1", "u2"): 0.03125,
+        ("group2", "u3"): 0.1458161299470146, ("group2", "u4"): 0.0556811698837712,
+    }, rel=1e-12)
+    assert set(FairShare(ShareTree.from_entries(PBS_TREE), half_life_s=60).factors({}).values()) == {1.0}
+
+
+def test_bookkeeping_is_vmsched_or_openpbs():
+    tree = ShareTree.from_entries(PBS_TREE)
+    assert FairShare(tree, half_life_s=60).bookkeeping == "vmsched"
+    with pytest.raises(ValueError, match="bookkeeping"):
+        FairShare(tree, half_life_s=60, bookkeeping="maui")
 
 
 def test_usage_scale_does_not_matter():
@@ -256,9 +322,9 @@ LEAF_PATHS = st.lists(st.sampled_from(NAMES + ["e"]), min_size=3, max_size=3).ma
 @settings(max_examples=200, deadline=None)
 @given(tree=share_trees(),
        usage=st.dictionaries(PATHS, st.floats(min_value=0, max_value=1e300), max_size=12),
-       extra=st.lists(PATHS, max_size=3))
-def test_factors_are_in_zero_one_and_finite(tree, usage, extra):
-    factors = FairShare(tree, half_life_s=3600).factors(usage, extra)
+       extra=st.lists(PATHS, max_size=3), bookkeeping=st.sampled_from(BOOKKEEPINGS))
+def test_factors_are_in_zero_one_and_finite(tree, usage, extra, bookkeeping):
+    factors = FairShare(tree, half_life_s=3600, bookkeeping=bookkeeping).factors(usage, extra)
     assert set(tree.paths) | set(usage) | set(extra) <= set(factors)
     for path, value in factors.items():
         assert math.isfinite(value), path
@@ -269,9 +335,9 @@ def test_factors_are_in_zero_one_and_finite(tree, usage, extra):
 @given(tree=share_trees(),
        usage=st.dictionaries(LEAF_PATHS, st.floats(min_value=0, max_value=1e9), max_size=10),
        leaf=LEAF_PATHS,
-       more=st.floats(min_value=1e-3, max_value=1e9))
-def test_more_usage_never_raises_a_leaf_factor(tree, usage, leaf, more):
-    policy = FairShare(tree, half_life_s=3600)
+       more=st.floats(min_value=1e-3, max_value=1e9), bookkeeping=st.sampled_from(BOOKKEEPINGS))
+def test_more_usage_never_raises_a_leaf_factor(tree, usage, leaf, more, bookkeeping):
+    policy = FairShare(tree, half_life_s=3600, bookkeeping=bookkeeping)
     before = policy.factor(leaf, usage)
     after = policy.factor(leaf, {**usage, leaf: usage.get(leaf, 0.0) + more})
     # exact arithmetic gives after <= before; allow a few ulps of rounding

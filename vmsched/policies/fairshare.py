@@ -35,6 +35,17 @@ Entities nobody listed
 
 Usage may also be charged to an inner entity (a group or a VO); it counts towards that
 entity's subtree like its members' usage.
+
+OpenPBS bookkeeping (``bookkeeping="openpbs"``)
+    OpenPBS's scheduler (``src/scheduler/fairshare.cpp``) computes the same ``U_eff`` (its
+    "fairshare_tree_usage") and factor (its ``fairshare_factor``,
+    ``2 ** -(fairshare_tree_usage / fairshare_perc)``), but over usages that start at 1: every
+    node of its tree, the root included, is created with usage 1, and a job's usage is added
+    to its entity and every ancestor, so a node's own 1 never reaches its parent. Here that
+    reads ``usage(n) = 1 + usage of n's subtree`` and ``U_norm(n) = usage(n) / usage(root)``.
+    A site moving from OpenPBS gets its old factors for the same tree and usage; the 1 also
+    means that with no usage at all every ``U_eff`` is 1 and an entity's factor is
+    ``2 ** (-1 / S_norm)`` rather than 1, so bigger shares come first from the start.
 """
 
 from __future__ import annotations
@@ -49,6 +60,7 @@ import attrs
 __all__ = [
     "EntityPath", "ShareTree", "ShareTreeError", "FairShare", "FairShareFigures",
     "usage_amount", "show_path", "CORE_SECONDS", "MEMORY_WEIGHTED", "USAGE_KINDS", "MIN_FACTOR",
+    "VMSCHED", "OPENPBS", "BOOKKEEPINGS",
 ]
 
 #: (vo,), (vo, group) or (vo, group, user); deeper paths work the same way. The root is ().
@@ -62,6 +74,12 @@ _MAX_HALVINGS = 1022.0
 CORE_SECONDS = "core-seconds"
 MEMORY_WEIGHTED = "memory-weighted"
 USAGE_KINDS = (CORE_SECONDS, MEMORY_WEIGHTED)
+
+#: How usage becomes U_norm: "vmsched" (a node's usage is what was charged in its subtree) or
+#: "openpbs" (every node starts at 1, as in OpenPBS's fair-share tree).
+VMSCHED = "vmsched"
+OPENPBS = "openpbs"
+BOOKKEEPINGS = (VMSCHED, OPENPBS)
 
 
 class ShareTreeError(ValueError):
@@ -196,7 +214,8 @@ def _to_float(value: Any) -> float:
 @attrs.frozen(slots=True)
 class FairShareFigures:
     """The figures behind one entity's factor, named as ``sshare -l`` names them, so an admin
-    can check why a job waits."""
+    can check why a job waits. With OpenPBS bookkeeping ``usage`` counts the node's own 1, as
+    ``pbsfs`` shows it."""
 
     path: EntityPath
     raw_share: float
@@ -225,12 +244,14 @@ class FairShare:
 
     ``half_life_s`` and ``floor`` are how usage is read from a
     :class:`vmsched.usage.UsageStore` (see :meth:`factors_at`); :meth:`factors` takes usage
-    already decayed.
+    already decayed. ``bookkeeping`` is ``"vmsched"`` or ``"openpbs"`` (see the module's
+    docstring): the same tree and usage give OpenPBS's factors with the latter.
     """
 
     tree: ShareTree = attrs.field(validator=attrs.validators.instance_of(ShareTree))
     half_life_s: float = attrs.field(converter=_to_float, validator=_positive_finite)
     floor: float = attrs.field(default=0.0, converter=_to_float, validator=_non_negative_finite)
+    bookkeeping: str = attrs.field(default=VMSCHED, validator=attrs.validators.in_(BOOKKEEPINGS))
 
     _layouts: dict = attrs.field(factory=dict, init=False, eq=False, repr=False)
 
@@ -299,35 +320,37 @@ class FairShare:
         for path, amount in checked.items():
             for depth in range(len(path) + 1):
                 subtree[path[:depth]] += amount * scale
-        total = subtree[ROOT]
+        # Every node's usage before any charge, in the same (scaled) units.
+        start = scale if self.bookkeeping == OPENPBS else 0.0
+        total = start + subtree[ROOT]
         effective: dict[EntityPath, float] = {ROOT: 0.0}
         rows = []
         for path, parent, raw, weight, s_norm in nodes:
-            u_norm = min(1.0, subtree.get(path, 0.0) / total) if total > 0.0 else 0.0
+            used = start + subtree.get(path, 0.0)
+            u_norm = min(1.0, used / total) if total > 0.0 else 0.0
             if parent == ROOT:
                 u_eff = u_norm
             else:
                 u_eff = u_norm + (effective[parent] - u_norm) * weight
             u_eff = effective[path] = min(1.0, max(0.0, u_eff))
-            rows.append((path, raw, s_norm, u_norm, u_eff))
-        return rows, subtree, scale
+            rows.append((path, raw, s_norm, used / scale, u_norm, u_eff))
+        return rows
 
     def figures(self, usage: Mapping[EntityPath, float],
                 extra_paths: Iterable[EntityPath] = ()) -> dict[EntityPath, FairShareFigures]:
         """All figures for every listed entity, every entity with usage and every entity in
         ``extra_paths`` (owners of queued jobs with no usage yet), and their ancestors."""
-        rows, subtree, scale = self._compute(usage, extra_paths)
         return {path: FairShareFigures(
-                    path=path, raw_share=raw, normalized_share=s_norm, usage=subtree.get(path, 0.0) / scale,
+                    path=path, raw_share=raw, normalized_share=s_norm, usage=used,
                     normalized_usage=u_norm, effective_usage=u_eff, factor=_factor(u_eff, s_norm),
                     listed=self.tree.is_listed(path))
-                for path, raw, s_norm, u_norm, u_eff in rows}
+                for path, raw, s_norm, used, u_norm, u_eff in self._compute(usage, extra_paths)}
 
     def factors(self, usage: Mapping[EntityPath, float],
                 extra_paths: Iterable[EntityPath] = ()) -> dict[EntityPath, float]:
         """Factor in (0, 1] per entity (see :meth:`figures` for which entities)."""
-        rows, _, _ = self._compute(usage, extra_paths)
-        return {path: _factor(u_eff, s_norm) for path, _raw, s_norm, _un, u_eff in rows}
+        return {path: _factor(u_eff, s_norm)
+                for path, _raw, s_norm, _used, _un, u_eff in self._compute(usage, extra_paths)}
 
     def factor(self, path: EntityPath, usage: Mapping[EntityPath, float]) -> float:
         """The factor of one entity; an unlisted entity without usage is placed in the tree
