@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +64,8 @@ BAD = {
     "share-too-deep": (_shares(("a", 1), ("a/b", 1), ("a/b/c", 1), ("a/b/c/d", 1)),
                        ":17: fairshare.share[3].path: expected a path vo, vo/group or vo/group/user (usage is "
                        "charged to a job's VO, group and user), got 4 levels in 'a/b/c/d'"),
+    "bookkeeping-unknown": (MINIMAL + '[fairshare]\nbookkeeping = "maui"\n',
+                            ':7: fairshare.bookkeeping: expected "vmsched" or "openpbs", got \'maui\''),
     "unknown-image-in-host": (MINIMAL + '[[hosts]]\nname = "h1"\ncores = 4\nmemory = "8gb"\n'
                               'domains = [ { image = "ghost", flavor = "small" } ]\n',
                               "hosts[0].domains[0].image: image 'ghost' is not defined"),
@@ -178,3 +181,25 @@ def test_any_share_tree_loads_at_charged_depths_or_is_refused_line_by_line(entri
     groups = {p[1] for p in paths if len(p) == 2 and p[0] in top and p[0] != p[1]}
     assert all(len(p) <= 3 for p in paths)
     assert not any(len(p) > 1 and p[0] in groups for p in paths)
+
+
+def test_bookkeeping_defaults_to_vmsched_so_no_site_changes():
+    assert parse_policy(MINIMAL, "p.toml").fairshare.bookkeeping == "vmsched"
+    assert parse_policy(MINIMAL + '[fairshare]\nbookkeeping = "openpbs"\n', "p.toml").fairshare.bookkeeping == "openpbs"
+    for path in EXAMPLES:
+        assert load_policy(path).fairshare.bookkeeping == "vmsched"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.text(max_size=12).map(json.dumps), st.integers().map(str), st.sampled_from(
+    ['"vmsched"', '"openpbs"', '"OpenPBS"', "true", "[]", "{}", "1.5", '""'])))
+def test_any_bookkeeping_value_is_taken_or_refused_in_one_line(value):
+    try:
+        policy = parse_policy(MINIMAL + f"[fairshare]\nbookkeeping = {value}\n", "fuzz.toml")
+    except PolicyError as e:
+        assert len(e.problems) == 1
+        problem = e.problems[0]
+        assert "\n" not in problem
+        assert problem.startswith("fuzz.toml:7: fairshare.bookkeeping: expected ") or "not valid TOML" in problem
+        return
+    assert policy.fairshare.bookkeeping in ("vmsched", "openpbs")

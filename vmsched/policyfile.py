@@ -57,6 +57,9 @@ class FairSharePolicy:
     store: str | None = None
     image_shares: bool = True
     refresh_s: float = 0.0
+    #: "vmsched", or "openpbs": every share-tree node starts at usage 1, as in OpenPBS, so a
+    #: site moving from it keeps its factors (see vmsched.policies.fairshare).
+    bookkeeping: str = "vmsched"
 
 
 @attrs.frozen(slots=True)
@@ -621,7 +624,7 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
 
     fs = r.table(data.get("fairshare"), ("fairshare",),
                  {"half_life", "usage", "floor", "default_share", "share", "store", "memory_per_core",
-                  "image_shares", "refresh"})
+                  "image_shares", "refresh", "bookkeeping"})
     shares: list[tuple[tuple[str, ...], float]] = []
     seen_paths: dict[tuple[str, ...], int] = {}
     share_tables = r.array_of_tables(fs.get("share"), ("fairshare", "share"))
@@ -664,6 +667,7 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
         store=r.get(fs, "store", ("fairshare",), "str", None),
         image_shares=r.get(fs, "image_shares", ("fairshare",), "bool", True),
         refresh_s=r.get(fs, "refresh", ("fairshare",), "duration", 0.0),
+        bookkeeping=r.get(fs, "bookkeeping", ("fairshare",), "str", "vmsched", check=_one_of("vmsched", "openpbs")),
     )
     if fairshare.store and base_dir is not None and fairshare.store != ":memory:" and \
             not Path(fairshare.store).is_absolute():
