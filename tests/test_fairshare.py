@@ -156,8 +156,6 @@ def test_bookkeeping_is_vmsched_or_openpbs():
         FairShare(tree, half_life_s=60, bookkeeping="maui")
 
 
-@pytest.mark.xfail(strict=True, reason="Cluster.__init__ (vmsched/cluster.py, being refactored) builds the "
-                   "FairShare: it must pass bookkeeping=fs.bookkeeping (then drop this mark)")
 def test_the_scheduler_uses_the_policy_files_bookkeeping():
     from vmsched.cycle import Scheduler
     from vmsched.matching import PyEngine

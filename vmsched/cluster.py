@@ -104,7 +104,7 @@ class Cluster:
         self.store = store if store is not None else UsageStore(policy.fairshare.store or ":memory:")
         fs = policy.fairshare
         self.fairshare = FairShare(ShareTree.from_entries(fs.shares, default_share=fs.default_share),
-                                   fs.half_life_s, fs.floor)
+                                   fs.half_life_s, fs.floor, bookkeeping=fs.bookkeeping)
         self.mode = engine_mode(policy.preemption)
         self.plugins: dict[str, Any] = {}
         self.hosts: dict[str, Host] = {}
