@@ -9,6 +9,7 @@ So a cycle at a site of thousands of hosts looks only at what it must, never at 
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import warnings
 from collections import Counter, OrderedDict
@@ -146,6 +147,7 @@ class Cluster:
         self._room_used: dict[str, list[int]] = {}
         self._idle_active: dict[str, set[str]] = {}
         self._openable: set[str] = set()
+        self._openable_sorted: list[str] = []
         self._inactive_img: dict[str, set[str]] = {}
         self._owners_cache: tuple[int, dict[str, list[str]]] = (-1, {})
         self._capacity_cache: tuple[int, int, int] = (-1, 0, 0)
@@ -282,7 +284,7 @@ class Cluster:
         self.host_domains.pop(name, None)
         self._room_used.pop(name, None)
         self._idle_active.pop(name, None)
-        self._openable.discard(name)
+        self._update_openable(name)       # gone from hosts: no longer openable
         self._lifecycle_epoch += 1
         h = self._host_h.pop(name, None)
         if h is not None:
@@ -410,15 +412,18 @@ class Cluster:
         h = self.hosts.get(name)
         used = self._room_used.get(name)
         if h is not None and h.up and (self._idle_active.get(name) or used is None or used[0] < h.max_active):
-            self._openable.add(name)
-        else:
+            if name not in self._openable:
+                self._openable.add(name)
+                bisect.insort(self._openable_sorted, name)
+        elif name in self._openable:
             self._openable.discard(name)
+            del self._openable_sorted[bisect.bisect_left(self._openable_sorted, name)]
 
-    def openable_hosts(self) -> set[str]:
-        """Hosts where lifecycle could activate or boot a domain, as the state stands: an
-        active slot left, or an idle active domain to switch out (callers must not modify
-        it). Others fail lifecycle's room test whatever the job."""
-        return self._openable
+    def openable_hosts(self) -> list[str]:
+        """Hosts where lifecycle could activate or boot a domain, as the state stands, by
+        name: an active slot left, or an idle active domain to switch out (callers must not
+        modify the list). Others fail lifecycle's room test whatever the job."""
+        return self._openable_sorted
 
     def _remember(self, job: Job) -> None:
         if job.state in (JobState.RUNNING, JobState.SUSPENDED):

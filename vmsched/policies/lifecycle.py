@@ -18,7 +18,7 @@ updates it, so two jobs never count on the same cores.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import attrs
 
@@ -100,12 +100,16 @@ def plan_placement(job: Job, images: Iterable[str], rooms: Mapping[str, HostRoom
                    policy: LifecyclePolicy, boots_left: int, now: float,
                    reclaimable: Callable[[Domain], bool] = lambda d: True,
                    inactive: Mapping[str, Iterable[str]] | None = None,
-                   hosts: Collection[str] | None = None) -> Placement | None:
+                   hosts: Sequence[str] | None = None,
+                   host_domains: Mapping[str, Sequence[str]] | None = None) -> Placement | None:
     """Activation of an idle inactive domain, else a boot; None when neither is possible.
 
     ``hosts``, when given, are the only hosts worth a look (those with room for an active
-    domain, or an idle one to switch out, and the job's features): at a saturated site of
-    thousands of hosts, a few. ``inactive`` lists the idle inactive domains per image."""
+    domain, or an idle one to switch out, and the job's features), in the order activation
+    prefers them (the job's owner's, then nobody's, then others', each by name): activation
+    takes the first that works, looking at each host's domains (``host_domains``) before
+    building its room. ``inactive`` lists the idle inactive domains per image, for callers
+    without ``hosts``."""
     images = tuple(images)
 
     def idle_active(r: HostRoom) -> list[Domain]:
@@ -129,21 +133,23 @@ def plan_placement(job: Job, images: Iterable[str], rooms: Mapping[str, HostRoom
 
     # 1. activate an idle inactive domain of a usable image (``inactive``, when given, lists
     # such domains per image, so only their hosts are looked at)
-    if inactive is not None:
+    def could_activate(n: str) -> bool:
+        d = domains.get(n)
+        return d is not None and d.image in images and d.state in (DomainState.OCCUPIED, DomainState.SUSPENDED) \
+            and not busy(n) and d.cores >= job.cores and d.memory_mb >= job.memory_mb
+
+    if hosts is not None:
+        # Lazily, in order: the first host that works is the answer, and a host whose
+        # domains could not take the job costs no room.
+        listed = host_domains if host_domains is not None else {}
+        candidates: Iterable[str] = (h for h in hosts
+                                     if any(could_activate(n) for n in listed.get(h) or rooms[h].domains))
+    elif inactive is not None:
         # Only hosts with a domain that could take the job, checked before any room is built.
-        if hosts is not None:     # few: look at their domains instead of every inactive one
-            names = (n for h in hosts for n in rooms[h].domains if domains[n].image in images)
-        else:
-            names = (n for img in images for n in inactive.get(img, ()))
-        found = set()
-        for n in names:
-            d = domains.get(n)
-            if d is not None and d.state in (DomainState.OCCUPIED, DomainState.SUSPENDED) and not busy(n) \
-                    and d.cores >= job.cores and d.memory_mb >= job.memory_mb and d.host in rooms:
-                found.add(d.host)
-        candidates = sorted(found, key=order)
+        candidates = sorted({domains[n].host for img in images for n in inactive.get(img, ())
+                             if could_activate(n) and domains[n].host in rooms}, key=order)
     else:
-        candidates = sorted(rooms if hosts is None else hosts, key=order)
+        candidates = sorted(rooms, key=order)
     for hname in candidates:
         r = rooms[hname]
         if not r.host.up:
@@ -172,7 +178,7 @@ def plan_placement(job: Job, images: Iterable[str], rooms: Mapping[str, HostRoom
     # many hosts, and choosing (which sorts the flavors) once per host was half a boot-heavy
     # replay's time.
     flavor_for: dict[tuple[int, int], Flavor | None] = {}
-    for hname in (rooms.keys() if hosts is None else sorted(hosts)):
+    for hname in (rooms.keys() if hosts is None else hosts):
         r = rooms[hname]
         h = r.host
         if not h.up:
