@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from vmsched.model import Job, JobState
+from vmsched.model import Job, JobState, Snapshot
 from vmsched.policyfile import initial_domains, parse_policy
 
 VOS = ["atlas", "cms", "lhcb", "meta"]
@@ -132,3 +132,11 @@ def magrathea_policies(draw):
         if draw(st.booleans()):
             order.reverse()
     return parse_policy("\n".join(lines) + "\n", "magrathea.toml")
+
+
+@st.composite
+def sites(draw, **kw):
+    """A random policy and a snapshot of its site: the domains it defines, random jobs queued."""
+    policy = draw(policies(**kw))
+    snap = Snapshot(1000.0, policy.hosts, start_domains(policy), draw(jobs(policy)))
+    return policy, snap

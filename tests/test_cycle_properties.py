@@ -13,7 +13,7 @@ from vmsched.matching import PyEngine
 from vmsched.model import Job, JobState, Snapshot
 from vmsched.usage import UsageStore
 
-from .strategies import jobs, magrathea_policies, policies, start_domains
+from .strategies import jobs, magrathea_policies, sites, start_domains
 from .world import PlanViolation, apply_plan, check_state
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -21,13 +21,6 @@ SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[Heal
 
 def scheduler(policy):
     return Scheduler(policy, engine=PyEngine(), store=UsageStore(":memory:"))
-
-
-@st.composite
-def sites(draw, **kw):
-    policy = draw(policies(**kw))
-    snap = Snapshot(1000.0, policy.hosts, start_domains(policy), draw(jobs(policy)))
-    return policy, snap
 
 
 @SETTINGS

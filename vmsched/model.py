@@ -524,6 +524,12 @@ class Snapshot:
         if problems:
             raise ModelError(problems)
 
+    def apply(self, plan, **kw) -> "Snapshot":
+        """This snapshot after ``plan``'s actions: :func:`vmsched.plan.apply`, where what
+        each action does is defined."""
+        from vmsched.plan import apply   # plan.py imports this module, so not at the top
+        return apply(self, plan, **kw)
+
     # JSON ------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         def enc(obj):
