@@ -26,8 +26,8 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
-from vmsched.model import Domain, DomainState, Host, Job
-from vmsched.plan import Plan, Verdict
+from vmsched.model import Domain, DomainState, Host, Job, JobState
+from vmsched.plan import ClusterState, Plan, PlanError, Verdict, apply_action, finish_boot, finish_job, finish_shutdown
 from vmsched.policies import partition
 from vmsched.policyfile import Policy, initial_domains
 from vmsched.sim.mapping import SimJob, Unrunnable
@@ -43,6 +43,10 @@ __all__ = ["Simulation", "SimulationError", "SimDomain", "END", "SHUTDOWN_DONE",
 # changes first, then arrivals, then the periodic tick, so one cycle sees the whole instant.
 END, SHUTDOWN_DONE, BOOT_DONE, ARRIVAL, TICK = 0, 1, 2, 3, 4
 _ACTIVE_LIKE = (DomainState.FREE, DomainState.RUNNING, DomainState.BOOTING)
+_INACTIVE = (DomainState.SUSPENDED, DomainState.OCCUPIED)
+# a SimJob's state as the actions see it; a job not yet arrived or dropped is not in the cluster
+_JOB_STATE = {"queued": JobState.QUEUED, "running": JobState.RUNNING, "suspended": JobState.SUSPENDED,
+              "done": JobState.COMPLETE}
 MAX_VIOLATIONS_KEPT = 20
 
 
@@ -63,14 +67,20 @@ class SimDomain:
     state: DomainState
     since: float = 0.0
     jobs: set = attrs.Factory(set)          # running or suspended job ids
+    used_cores: int = 0                     # taken by the running ones
+    used_memory: int = 0
 
     def view(self) -> Domain:
         return Domain(self.name, self.host, self.image, self.flavor, self.state, self.cores, self.memory,
                       since=max(0.0, self.since))
 
 
-class Simulation:
+class Simulation(ClusterState):
     """One replay of mapped trace jobs on a host set under a policy.
+
+    The ground truth is a :class:`~vmsched.plan.ClusterState`: what each action does to it
+    is :func:`vmsched.plan.apply_action`'s; the primitives below add the simulator's own
+    accounting (busy cores, end events, resume delays) to each change.
 
     ``every_tick``: run the periodic cycle even when nothing happened since a cycle that
     planned nothing (by default such ticks are skipped, except when an idle-shutdown
@@ -129,7 +139,8 @@ class Simulation:
         self._last_activity = self.now
         self._last_cycle_t = -math.inf
         self._arrived_now: list[str] = []
-        self._touched: set[str] = set()
+        self._touched: set[str] = set()    # domains a plan changed, to tell the Scheduler
+        self._resumed: set[str] = set()    # domains a plan resumed: what starts there waits resume_s
 
         # counters
         self.cycles = 0
@@ -438,12 +449,10 @@ class Simulation:
         if sj.killed:
             self.killed_at_walltime += 1
         d = self.domains.get(sj.domain)
+        self._unload(sj)
         self.busy_cores -= sj.job.cores
         self.busy_by_vo[sj.job.vo] -= sj.job.cores
-        if d is not None:
-            d.jobs.discard(jid)
-            if not d.jobs and d.state is DomainState.RUNNING:
-                self._set_state(d, DomainState.FREE)
+        finish_job(self, jid, t)
         self.sched.on_job_end(jid, sj.executed, now=t)
         if d is not None:
             self._sync_domain(d)
@@ -454,16 +463,9 @@ class Simulation:
         return True
 
     def _on_boot_done(self, name: str) -> bool:
-        d = self.domains.get(name)
-        if d is None or d.state is not DomainState.BOOTING:
+        if not finish_boot(self, name, self.now):
             return False
-        self._set_state(d, DomainState.RUNNING if d.jobs else DomainState.FREE)
-        host = self.hosts[d.host]
-        if d.image not in host.cached_images:
-            host = attrs.evolve(host, cached_images=host.cached_images | {d.image})
-            self.hosts[d.host] = host
-            self.sched.set_host(host)
-        self._sync_domain(d)
+        self._sync_domain(self.domains[name])
         return True
 
     def _on_shutdown_done(self, name: str) -> bool:
@@ -473,9 +475,7 @@ class Simulation:
         if d.jobs:
             # Scheduler.remove_domain puts such jobs back in the queue; so does the server.
             self._violation(f"domain {name} shut down while holding jobs {sorted(d.jobs)}: requeued")
-            for jid in sorted(d.jobs):
-                self._requeue(self.jobs[jid])
-        self._remove_domain(d)
+        finish_shutdown(self, name, self.now)
         self.sched.remove_domain(name)
         return True
 
@@ -527,7 +527,16 @@ class Simulation:
         if sj.first_start is None:
             sj.first_start = t + delay
         sj.token += 1
+        d.used_cores += sj.job.cores
+        d.used_memory += sj.job.memory_mb
         self._push(sj.clock_from + sj.remaining, END, (sj.job.id, sj.token))
+
+    def _unload(self, sj: SimJob) -> None:
+        """A running job stops taking its domain's cores (suspended, requeued or ended)."""
+        d = self.domains.get(sj.domain)
+        if d is not None:
+            d.used_cores -= sj.job.cores
+            d.used_memory -= sj.job.memory_mb
 
     def _freeze(self, sj: SimJob) -> None:
         ran = max(0.0, self.now - sj.clock_from)
@@ -536,6 +545,7 @@ class Simulation:
         sj.remaining = max(0.0, sj.remaining - ran)
         sj.token += 1
         sj.state = "suspended"
+        self._unload(sj)
         self.busy_cores -= sj.job.cores
         self.busy_by_vo[sj.job.vo] -= sj.job.cores
         self.frozen_by_vo[sj.job.vo] += sj.job.cores
@@ -546,8 +556,64 @@ class Simulation:
         self.busy_by_vo[sj.job.vo] += sj.job.cores
         self._start(sj, self.domains[sj.domain], delay)
 
-    def _requeue(self, sj: SimJob) -> SimDomain | None:
+    # ------------------------------------------------------------------ the ClusterState primitives
+    # plan.apply_action decides; these store the change and do the simulator's accounting.
+    def job_state(self, job_id: str) -> JobState | None:
+        sj = self.jobs.get(job_id)
+        return None if sj is None else _JOB_STATE.get(sj.state)
+
+    def job_domain(self, job_id: str) -> str | None:
+        return self.jobs[job_id].domain
+
+    def job_size(self, job_id: str) -> tuple[int, int]:
+        job = self.jobs[job_id].job
+        return job.cores, job.memory_mb
+
+    def domain_state(self, name: str) -> DomainState | None:
+        d = self.domains.get(name)
+        return None if d is None else d.state
+
+    def domain_size(self, name: str) -> tuple[int, int]:
+        d = self.domains[name]
+        return d.cores, d.memory
+
+    def domain_place(self, name: str) -> tuple[str, str]:
+        d = self.domains[name]
+        return d.host, d.image
+
+    def domain_jobs(self, name: str) -> set[str]:
+        return self.domains[name].jobs
+
+    def domain_load(self, name: str) -> tuple[int, int]:
+        d = self.domains[name]
+        return d.used_cores, d.used_memory
+
+    def has_host(self, name: str) -> bool:
+        return name in self.hosts
+
+    def start_job(self, job_id: str, domain: str, now: float) -> None:
+        sj, d = self.jobs[job_id], self.domains[domain]
+        self._count_queued(sj.job, -1)
+        d.jobs.add(job_id)
+        self.busy_cores += sj.job.cores
+        self.busy_by_vo[sj.job.vo] += sj.job.cores
+        self._start(sj, d, self.resume_s if domain in self._resumed else 0.0)
+        self._touched.add(domain)
+        self._last_activity = now
+
+    def freeze_job(self, job_id: str) -> None:
+        sj = self.jobs[job_id]
+        self._freeze(sj)
+        sj.preemptions += 1
+
+    def thaw_job(self, job_id: str) -> None:
+        sj = self.jobs[job_id]
+        self._thaw(sj, self.resume_s if sj.domain in self._resumed else 0.0)
+
+    def requeue_job(self, job_id: str) -> None:
         """Back to the queue; the work done so far is lost."""
+        sj = self.jobs[job_id]
+        sj.preemptions += 1
         if sj.state == "running":
             self._freeze(sj)
         self.frozen_by_vo[sj.job.vo] -= sj.job.cores
@@ -560,10 +626,52 @@ class Simulation:
         d = self.domains.get(sj.domain)
         sj.domain = None
         if d is not None:
-            d.jobs.discard(sj.job.id)
-            if not d.jobs and d.state is DomainState.RUNNING:
-                self._set_state(d, DomainState.FREE)
-        return d
+            d.jobs.discard(job_id)
+            self._touched.add(d.name)
+
+    def end_job(self, job_id: str) -> None:
+        d = self.domains.get(self.jobs[job_id].domain)
+        if d is not None:
+            d.jobs.discard(job_id)
+
+    def route_job(self, job_id: str, queue: str) -> None:
+        sj = self.jobs[job_id]
+        sj.job = attrs.evolve(sj.job, queue=queue)
+
+    def bind_job(self, job_id: str, domain: str) -> None:
+        self.jobs[job_id].domain = domain
+
+    def set_domain_state(self, name: str, state: DomainState, now: float) -> None:
+        d = self.domains[name]
+        if d.state in _INACTIVE and (state is DomainState.FREE or state is DomainState.RUNNING):
+            self._resumed.add(name)
+        elif state is DomainState.SUSPENDED:      # (only a domain holding jobs is suspended)
+            self.domain_suspensions += 1
+        self._set_state(d, state)
+        self._touched.add(name)
+        if state is DomainState.SHUTTING_DOWN:
+            self._push(now + self.policy.lifecycle.shutdown_s, SHUTDOWN_DONE, name)
+
+    def add_domain(self, domain: Domain) -> None:
+        """A boot: the domain is up after the image's boot time, and its download first
+        where the host does not hold the image."""
+        image = self.policy.images[domain.image]
+        boot_s = image.boot_s
+        if domain.image not in self.hosts[domain.host].cached_images:
+            boot_s += image.size_gb * self.policy.lifecycle.image_download_s_per_gb
+        self._add_domain(SimDomain(domain.name, domain.host, domain.image, domain.flavor, domain.cores,
+                                   domain.memory_mb, domain.state, domain.since))
+        self._push(self.now + boot_s, BOOT_DONE, domain.name)
+
+    def remove_domain(self, name: str) -> None:
+        self._remove_domain(self.domains[name])
+
+    def cache_image(self, host: str, image: str) -> None:
+        h = self.hosts[host]
+        if image not in h.cached_images:
+            h = attrs.evolve(h, cached_images=h.cached_images | {image})
+            self.hosts[host] = h
+            self.sched.set_host(h)
 
     def _violation(self, text: str) -> None:
         self.violation_count += 1
@@ -606,121 +714,16 @@ class Simulation:
 
     def _apply(self, plan: Plan) -> None:
         t = self.now
-        resumed: set[str] = set()
-        touched: set[str] = set()
-        lc = self.policy.lifecycle
+        self._resumed.clear()
+        self._touched.clear()
+        count = self.actions
         for a in plan.actions:
-            verb = a.verb
-            self.actions[verb] += 1
-            if verb == "run":
-                sj = self.jobs.get(a.job)
-                d = self.domains.get(a.domain)
-                if sj is None or d is None or sj.state != "queued":
-                    self._violation(f"run {a.job} in {a.domain}: job is {sj.state if sj else 'unknown'}, "
-                                    f"domain {'unknown' if d is None else d.state.value}")
-                    continue
-                if d.state not in (DomainState.FREE, DomainState.RUNNING):
-                    self._violation(f"run {a.job} in {a.domain}: domain is {d.state.value}, not active")
-                    continue
-                self._count_queued(sj.job, -1)
-                d.jobs.add(sj.job.id)
-                self.busy_cores += sj.job.cores
-                self.busy_by_vo[sj.job.vo] += sj.job.cores
-                self._start(sj, d, self.resume_s if d.name in resumed else 0.0)
-                self._set_state(d, DomainState.RUNNING)
-                touched.add(d.name)
-                self._last_activity = t
-            elif verb == "boot":
-                if a.domain in self.domains or a.host not in self.hosts:
-                    self._violation(f"boot {a.domain} on {a.host}: domain exists or host unknown")
-                    continue
-                host = self.hosts[a.host]
-                image = self.policy.images[a.image]
-                boot_s = image.boot_s
-                if a.image not in host.cached_images:
-                    boot_s += image.size_gb * lc.image_download_s_per_gb
-                d = SimDomain(a.domain, a.host, a.image, a.flavor, a.cores, a.memory_mb, DomainState.BOOTING, t)
-                self._add_domain(d)
-                self._push(t + boot_s, BOOT_DONE, a.domain)
-            elif verb == "resume-domain":
-                d = self.domains.get(a.domain)
-                if d is None or d.state not in (DomainState.SUSPENDED, DomainState.OCCUPIED, DomainState.FREE,
-                                                DomainState.RUNNING):
-                    self._violation(f"resume-domain {a.domain}: domain is "
-                                    f"{'unknown' if d is None else d.state.value}")
-                    continue
-                self._set_state(d, DomainState.RUNNING if d.jobs else DomainState.FREE)
-                resumed.add(d.name)
-                for jid in sorted(d.jobs):
-                    sj = self.jobs[jid]
-                    if sj.state == "suspended":
-                        self._thaw(sj, self.resume_s)
-                touched.add(d.name)
-            elif verb == "suspend-domain":
-                d = self.domains.get(a.domain)
-                if d is None or d.state not in (DomainState.FREE, DomainState.RUNNING):
-                    self._violation(f"suspend-domain {a.domain}: domain is "
-                                    f"{'unknown' if d is None else d.state.value}")
-                    continue
-                frozen = 0
-                for jid in sorted(d.jobs):
-                    sj = self.jobs[jid]
-                    if sj.state == "running":
-                        self._freeze(sj)
-                        sj.preemptions += 1
-                        frozen += 1
-                if d.jobs:
-                    self.domain_suspensions += 1
-                self._set_state(d, DomainState.SUSPENDED if d.jobs else DomainState.OCCUPIED)
-                touched.add(d.name)
-            elif verb == "shutdown":
-                d = self.domains.get(a.domain)
-                if d is None:
-                    self._violation(f"shutdown {a.domain}: unknown domain")
-                    continue
-                if d.jobs:
-                    self._violation(f"shutdown {a.domain}: domain holds jobs {sorted(d.jobs)}")
-                if d.state is DomainState.SHUTTING_DOWN:
-                    continue
-                self._set_state(d, DomainState.SHUTTING_DOWN)
-                self._push(t + lc.shutdown_s, SHUTDOWN_DONE, a.domain)
-            elif verb == "suspend-job":
-                sj = self.jobs.get(a.job)
-                if sj is None or sj.state != "running":
-                    self._violation(f"suspend-job {a.job}: job is {sj.state if sj else 'unknown'}")
-                    continue
-                self._freeze(sj)
-                sj.preemptions += 1
-            elif verb == "resume-job":
-                sj = self.jobs.get(a.job)
-                if sj is None or sj.state != "suspended":
-                    self._violation(f"resume-job {a.job}: job is {sj.state if sj else 'unknown'}")
-                    continue
-                d = self.domains.get(sj.domain)
-                if d is None or d.state not in (DomainState.FREE, DomainState.RUNNING):
-                    self._violation(f"resume-job {a.job}: its domain {sj.domain} is not active")
-                    continue
-                self._thaw(sj, 0.0)
-            elif verb == "requeue":
-                sj = self.jobs.get(a.job)
-                if sj is None or sj.state not in ("running", "suspended"):
-                    self._violation(f"requeue {a.job}: job is {sj.state if sj else 'unknown'}")
-                    continue
-                sj.preemptions += 1
-                d = self._requeue(sj)
-                if d is not None:
-                    touched.add(d.name)
-            elif verb == "route":
-                sj = self.jobs.get(a.job)
-                if sj is not None:
-                    sj.job = attrs.evolve(sj.job, queue=a.queue)
-            elif verb == "bind":
-                sj = self.jobs.get(a.job)
-                if sj is None or sj.state != "queued":
-                    self._violation(f"bind {a.job}: job is {sj.state if sj else 'unknown'}")
-            else:
-                self._violation(f"unknown action {a}")
-        for name in touched:
+            count[a.verb] += 1
+            try:
+                apply_action(self, a, t)
+            except PlanError as e:
+                self._violation(str(e))
+        for name in self._touched:
             d = self.domains.get(name)
             if d is not None:
                 self._sync_domain(d)
