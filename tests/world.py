@@ -1,17 +1,16 @@
 """A tiny instant-effect cluster for tests: applies a Plan to a Snapshot and checks every rule
 a plan must keep, independently of how the Scheduler computed it.
 
-Boots, resumes and suspends take no time here; the simulator (vmsched.sim) has the delays.
+What each action does is vmsched.plan.apply's; boots and shutdowns are over at once here,
+resumes and suspends take no time; the simulator (vmsched.sim) has the delays.
 The checker knows nothing of the Scheduler's internals: it re-derives which images a job may
 use, which queue caps apply and which class outranks which, from the Policy alone.
 """
 
 from __future__ import annotations
 
-import attrs
-
 from vmsched.model import Domain, DomainState, JobState, QueueKind, Snapshot
-from vmsched.plan import Plan
+from vmsched.plan import Plan, PlanError, SnapshotState, apply, settle_domain
 from vmsched.policyfile import Policy
 
 ACTIVE = (DomainState.FREE, DomainState.RUNNING, DomainState.BOOTING)
@@ -75,107 +74,69 @@ def check_state(policy: Policy, snap: Snapshot) -> None:
 
 
 def apply_plan(policy: Policy, snap: Snapshot, plan: Plan) -> Snapshot:
-    """Carry out ``plan`` instantly, checking each action against the rules as it goes."""
-    hosts = {h.name: h for h in snap.hosts}
-    doms = {d.name: d for d in snap.domains}
-    jobs = {j.id: j for j in snap.jobs}
-    now = plan.time
+    """Carry out ``plan`` instantly, checking each action against the rules as it goes.
 
-    def running_in(dname):
-        return [j for j in jobs.values() if j.domain == dname and j.state is JobState.RUNNING]
-
-    for a in plan.actions:
-        v = a.verb
-        if v == "route":
-            j = jobs[a.job]
-            src = policy.queues[j.queue]
-            if src.kind is not QueueKind.ROUTING:
-                raise PlanViolation(f"route of {a.job} from execution queue {j.queue}")
-            # the first accepting destination, by an independent walk
-            expect = _first_accepting(policy, j, src)
-            if expect != a.queue:
-                raise PlanViolation(f"job {a.job} routed to {a.queue}, first accepting is {expect}")
-            jobs[a.job] = attrs.evolve(j, queue=a.queue)
-        elif v == "run":
-            j, d = jobs[a.job], doms.get(a.domain)
-            if d is None:
-                raise PlanViolation(f"run {a.job} in unknown domain {a.domain}")
-            if j.state is not JobState.QUEUED:
-                raise PlanViolation(f"run {a.job} which is {j.state.value}")
-            if d.state not in (DomainState.FREE, DomainState.RUNNING):
-                raise PlanViolation(f"run {a.job} in domain {d.name} which is {d.state.value}")
-            if policy.queues[j.queue].kind is not QueueKind.EXECUTION:
-                raise PlanViolation(f"run {a.job} from routing queue {j.queue}")
-            if d.image not in allowed_images(policy, j):
-                raise PlanViolation(f"run {a.job} (VO {j.vo}) in domain of image {d.image}")
-            if not j.features <= hosts[d.host].features:
-                raise PlanViolation(f"run {a.job} on host without features {sorted(j.features)}")
-            others = running_in(d.name)
-            caps = [policy.queues[o.queue].per_domain_jobs for o in others + [j]]
-            if len(others) + 1 > min(caps):
-                raise PlanViolation(f"run {a.job}: domain {d.name} cap {min(caps)} exceeded")
-            if sum(o.cores for o in others) + j.cores > d.cores or \
-                    sum(o.memory_mb for o in others) + j.memory_mb > d.memory_mb:
-                raise PlanViolation(f"run {a.job}: does not fit domain {d.name}")
-            jobs[a.job] = attrs.evolve(j, state=JobState.RUNNING, domain=d.name, start_time=now)
-            doms[d.name] = attrs.evolve(d, state=DomainState.RUNNING)
-        elif v == "boot":
-            if a.domain in doms:
-                raise PlanViolation(f"boot of existing domain {a.domain}")
-            if a.image not in policy.images:
-                raise PlanViolation(f"boot of unknown image {a.image}")
-            doms[a.domain] = Domain(a.domain, a.host, a.image, a.flavor, DomainState.FREE, a.cores, a.memory_mb,
-                                    since=now)
-        elif v == "resume-domain":
-            d = doms[a.domain]
-            if d.state not in (DomainState.SUSPENDED, DomainState.OCCUPIED):
-                raise PlanViolation(f"resume of domain {d.name} which is {d.state.value}")
-            inside = [j for j in jobs.values() if j.domain == d.name and j.state is JobState.SUSPENDED]
-            for j in inside:
-                jobs[j.id] = attrs.evolve(j, state=JobState.RUNNING)
-            doms[d.name] = attrs.evolve(d, state=DomainState.RUNNING if inside else DomainState.FREE, since=now)
-        elif v == "suspend-domain":
-            d = doms[a.domain]
-            if not d.state.active:
-                raise PlanViolation(f"suspend of domain {d.name} which is {d.state.value}")
-            inside = running_in(d.name)
-            if getattr(a, "share_for", None) is not None:
-                _check_share_preemption(policy, a.share_for, d, inside)
-            else:
-                _check_preemptor(policy, jobs, a.by, inside, f"suspend-domain {d.name}")
-            for j in inside:
-                jobs[j.id] = attrs.evolve(j, state=JobState.SUSPENDED)
-            doms[d.name] = attrs.evolve(d, state=DomainState.SUSPENDED if inside else DomainState.OCCUPIED, since=now)
-        elif v == "shutdown":
-            d = doms[a.domain]
-            if [j for j in jobs.values() if j.domain == d.name and j.state in (JobState.RUNNING, JobState.SUSPENDED)]:
-                raise PlanViolation(f"shutdown of domain {d.name} that holds jobs")
-            del doms[d.name]
-        elif v == "suspend-job":
-            j = jobs[a.job]
-            _check_preemptor(policy, jobs, a.by, [j], f"suspend-job {j.id}")
-            jobs[j.id] = attrs.evolve(j, state=JobState.SUSPENDED)
-        elif v == "resume-job":
-            j = jobs[a.job]
-            if j.state is not JobState.SUSPENDED:
-                raise PlanViolation(f"resume of job {j.id} which is {j.state.value}")
-            jobs[j.id] = attrs.evolve(j, state=JobState.RUNNING)
-        elif v == "requeue":
-            j = jobs[a.job]
-            _check_preemptor(policy, jobs, a.by, [j] if j.state is JobState.RUNNING else [], f"requeue {j.id}")
-            jobs[j.id] = attrs.evolve(j, state=JobState.QUEUED, domain=None, start_time=None)
-        elif v == "bind":
-            jobs[a.job] = attrs.evolve(jobs[a.job], domain=a.domain)
-        else:
-            raise PlanViolation(f"unknown action {v}")
-        # domains whose last job left go back to free
-    for name, d in list(doms.items()):
-        if d.state is DomainState.RUNNING and not running_in(name) and \
-                not any(j.domain == name and j.state is JobState.SUSPENDED for j in jobs.values()):
-            doms[name] = attrs.evolve(d, state=DomainState.FREE)
-    out = Snapshot(now, snap.hosts, tuple(sorted(doms.values(), key=lambda d: d.name)), tuple(jobs.values()))
+    What an action does, and what state it needs, is vmsched.plan's (the one definition the
+    simulator uses too); what is checked here on top is the policy's rules, re-derived."""
+    try:
+        out = apply(snap, plan, instant=True, check=lambda state, a: _check_rules(policy, state, a))
+    except PlanError as e:
+        raise PlanViolation(str(e)) from None
+    # jobs a test took out of the snapshot have ended: their domains are free again
+    state = SnapshotState(out)
+    for name in list(state.domains):
+        settle_domain(state, name, out.time)
+    out = state.snapshot()
     check_state(policy, out)
     return out
+
+
+def _check_rules(policy: Policy, state: SnapshotState, a) -> None:
+    """The policy's rules for one action, on the state just before it (which already has
+    what the action needs: vmsched.plan.check_action passed)."""
+    hosts, doms, jobs = state.hosts, state.domains, state.jobs
+
+    def running_in(dname):
+        return [jobs[j] for j in sorted(state.domain_jobs(dname)) if jobs[j].state is JobState.RUNNING]
+
+    v = a.verb
+    if v == "route":
+        j = jobs[a.job]
+        src = policy.queues[j.queue]
+        if src.kind is not QueueKind.ROUTING:
+            raise PlanViolation(f"route of {a.job} from execution queue {j.queue}")
+        # the first accepting destination, by an independent walk
+        expect = _first_accepting(policy, j, src)
+        if expect != a.queue:
+            raise PlanViolation(f"job {a.job} routed to {a.queue}, first accepting is {expect}")
+    elif v == "run":
+        j, d = jobs[a.job], doms[a.domain]
+        if policy.queues[j.queue].kind is not QueueKind.EXECUTION:
+            raise PlanViolation(f"run {a.job} from routing queue {j.queue}")
+        if d.image not in allowed_images(policy, j):
+            raise PlanViolation(f"run {a.job} (VO {j.vo}) in domain of image {d.image}")
+        if not j.features <= hosts[d.host].features:
+            raise PlanViolation(f"run {a.job} on host without features {sorted(j.features)}")
+        others = running_in(d.name)
+        caps = [policy.queues[o.queue].per_domain_jobs for o in others + [j]]
+        if len(others) + 1 > min(caps):
+            raise PlanViolation(f"run {a.job}: domain {d.name} cap {min(caps)} exceeded")
+    elif v == "boot":
+        if a.image not in policy.images:
+            raise PlanViolation(f"boot of unknown image {a.image}")
+    elif v == "suspend-domain":
+        d = doms[a.domain]
+        inside = running_in(d.name)
+        if a.share_for is not None:
+            _check_share_preemption(policy, a.share_for, d, inside)
+        else:
+            _check_preemptor(policy, jobs, a.by, inside, f"suspend-domain {d.name}")
+    elif v == "suspend-job":
+        j = jobs[a.job]
+        _check_preemptor(policy, jobs, a.by, [j], f"suspend-job {j.id}")
+    elif v == "requeue":
+        j = jobs[a.job]
+        _check_preemptor(policy, jobs, a.by, [j] if j.state is JobState.RUNNING else [], f"requeue {j.id}")
 
 
 def _check_preemptor(policy, jobs, by, victims, what):
