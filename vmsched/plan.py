@@ -248,8 +248,9 @@ class ClusterState:
         """Back to the queue: no domain, no start time."""
         raise NotImplementedError
 
-    def end_job(self, job_id: str) -> None:
-        """The job is gone from its domain and from the cluster."""
+    def end_job(self, job_id: str) -> str | None:
+        """The job is gone from its domain and from the cluster; returns the domain it was
+        in. KeyError: no such job."""
         raise NotImplementedError
 
     def route_job(self, job_id: str, queue: str) -> None:
@@ -470,10 +471,9 @@ def finish_shutdown(c: ClusterState, name: str, now: float) -> bool:
 def finish_job(c: ClusterState, job_id: str, now: float) -> None:
     """A job ended: it leaves the cluster, and its domain, if now empty, is free."""
     try:
-        domain = c.job_domain(job_id)
+        domain = c.end_job(job_id)
     except KeyError:
         raise PlanError(f"end {job_id}", f"job {job_id} is unknown") from None
-    c.end_job(job_id)
     if domain is not None:
         settle_domain(c, domain, now)
 
@@ -554,8 +554,10 @@ class SnapshotState(ClusterState):
         self._set_job(job_id, state=JobState.QUEUED, domain=None, start_time=None)
 
     def end_job(self, job_id):
+        domain = self.jobs[job_id].domain
         self._leave(job_id)
         del self.jobs[job_id]
+        return domain
 
     def route_job(self, job_id, queue):
         self._set_job(job_id, queue=queue)

@@ -449,7 +449,6 @@ class Simulation(ClusterState):
         if sj.killed:
             self.killed_at_walltime += 1
         d = self.domains.get(sj.domain)
-        self._unload(sj)
         self.busy_cores -= sj.job.cores
         self.busy_by_vo[sj.job.vo] -= sj.job.cores
         finish_job(self, jid, t)
@@ -532,7 +531,8 @@ class Simulation(ClusterState):
         self._push(sj.clock_from + sj.remaining, END, (sj.job.id, sj.token))
 
     def _unload(self, sj: SimJob) -> None:
-        """A running job stops taking its domain's cores (suspended, requeued or ended)."""
+        """A running job stops taking its domain's cores (suspended or requeued; end_job
+        does the same for an ended one)."""
         d = self.domains.get(sj.domain)
         if d is not None:
             d.used_cores -= sj.job.cores
@@ -629,10 +629,15 @@ class Simulation(ClusterState):
             d.jobs.discard(job_id)
             self._touched.add(d.name)
 
-    def end_job(self, job_id: str) -> None:
-        d = self.domains.get(self.jobs[job_id].domain)
+    def end_job(self, job_id: str) -> str | None:
+        """(Only a running job ends here: _on_end.)"""
+        sj = self.jobs[job_id]
+        d = self.domains.get(sj.domain)
         if d is not None:
             d.jobs.discard(job_id)
+            d.used_cores -= sj.job.cores
+            d.used_memory -= sj.job.memory_mb
+        return sj.domain
 
     def route_job(self, job_id: str, queue: str) -> None:
         sj = self.jobs[job_id]
