@@ -261,6 +261,34 @@ def test_violation_is_detected():
         apply_plan(policy, snap, Plan(10.0, (RunJob("1", "d1"), RunJob("2", "d1")), ()))
 
 
+@pytest.mark.parametrize("actions", [
+    ("run", "nope"), ("run", "1", "nope"), ("run", "1", "d2"), ("run", "r", "d1"), ("boot", "d1", "slc4"),
+    ("boot", "d9", "no-such-image"), ("resume-domain", "d1"), ("suspend-domain", "d2"), ("shutdown", "d1"),
+    ("resume-job", "r"), ("requeue", "1"), ("bind", "1", "nope"),
+])
+def test_every_impossible_action_is_a_violation(actions):
+    """The world refuses what plan.apply refuses (as a PlanViolation), before the policy's rules."""
+    from pathlib import Path
+
+    from vmsched.model import Domain
+    from vmsched.plan import BindJob, BootDomain, Plan, RequeueJob, ResumeDomain, ResumeJob, RunJob, \
+        ShutdownDomain, SuspendDomain
+    from vmsched.policyfile import load_policy
+    policy = load_policy(Path(__file__).parents[1] / "vmsched/examples/cern.toml")
+    h = policy.hosts[0].name
+    doms = (Domain("d1", h, "slc4", "small", "running", 1, 1740), Domain("d2", h, "slc4", "small", "occupied", 1, 1740))
+    jobs = (Job("1", "u", "cms", "cms", "oneway", 1, 100, 60, 0.0),
+            Job("r", "u", "cms", "cms", "oneway", 1, 100, 60, 0.0, state=JobState.RUNNING, domain="d1", start_time=1.0))
+    verb, *args = actions
+    make = {"run": RunJob, "resume-domain": ResumeDomain, "suspend-domain": SuspendDomain, "shutdown": ShutdownDomain,
+            "resume-job": ResumeJob, "requeue": RequeueJob, "bind": BindJob}
+    if verb == "run" and len(args) == 1:
+        args.append("d1")
+    action = BootDomain(args[0], h, args[1], "small", 1, 1740) if verb == "boot" else make[verb](*args)
+    with pytest.raises(PlanViolation):
+        apply_plan(policy, Snapshot(10.0, policy.hosts, doms, jobs), Plan(10.0, (action,), ()))
+
+
 def _c_engine():
     import os
     from vmsched import _core

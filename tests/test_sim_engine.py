@@ -496,3 +496,22 @@ def test_bind_on_boot_never_shuts_down_the_domain_it_just_ran_a_job_in(tmp_path)
     replay, sim = run(tmp_path, dynamic("requeue", bind=True), [(0, 0, 1, 0, 1)] * 4 + [(0, 0, 1, 5, 1)])
     sim.run()
     assert_conserved(replay, sim)
+
+
+def test_an_impossible_action_is_a_violation_with_plan_errors_reason(tmp_path):
+    """The simulator refuses what plan.apply_action refuses, counts it, and goes on (or,
+    strict, stops); the refused action changes nothing."""
+    from vmsched.plan import Plan, ResumeDomain, RunJob, ShutdownDomain
+    from vmsched.sim.engine import SimulationError
+    _, sim = run(tmp_path, MAGRATHEA, [(0, 600, 1, 1, 1)], strict=False)
+    sim.step()
+    free = next(d for d in sim.domains.values() if d.state.active)
+    before = {n: (d.state, set(d.jobs)) for n, d in sim.domains.items()}
+    sim._apply(Plan(sim.now, (RunJob("nope", free.name), ResumeDomain(free.name), ShutdownDomain("gone")), ()))
+    assert sim.violation_count == 3
+    assert "run job=nope" in sim.violations[0] and "job nope is unknown" in sim.violations[0]
+    assert f"domain {free.name} is {free.state.value}, not suspended or occupied" in sim.violations[1]
+    assert {n: (d.state, set(d.jobs)) for n, d in sim.domains.items()} == before
+    sim.strict = True
+    with pytest.raises(SimulationError, match="domain gone is unknown"):
+        sim._apply(Plan(sim.now, (ShutdownDomain("gone"),), ()))
