@@ -31,7 +31,7 @@ from vmsched.extensions import (Code, FilterPlugin, PreemptPlugin, PreFilterPlug
                                 Status, load_plugin)
 from vmsched.matching import SLOT_ACTIVE, Engine
 from vmsched.model import Job, Snapshot
-from vmsched.plan import Pending, Plan
+from vmsched.plan import Pending, PendingReasons, Plan
 from vmsched.policies.bound import BoundJobs
 from vmsched.policies.class_preemption import ClassPreemption
 from vmsched.policies.factors import FairShareFactors
@@ -165,7 +165,8 @@ class Scheduler(Cluster):
             # for a job, evicted) are free to lifecycle again next cycle: what failed with
             # them claimed may succeed then.
             self._lifecycle_epoch += 1
-        return Plan(ctx.now, tuple(ctx.actions), tuple(sorted(ctx.pending.items())), self.engine.name)
+        return Plan(ctx.now, tuple(ctx.actions), PendingReasons(ctx.pending, ctx.pending_groups, ctx.pending_late),
+                    self.engine.name)
 
     @property
     def share_pace(self) -> tuple[float, float]:

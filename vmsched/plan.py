@@ -16,6 +16,7 @@ they are over (the tests' world, which has no delays, at once).
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -24,7 +25,7 @@ from vmsched.model import Domain, DomainState, JobState, Snapshot
 
 __all__ = ["Action", "RouteJob", "RunJob", "BootDomain", "ResumeDomain", "SuspendDomain",
            "ShutdownDomain", "SuspendJob", "ResumeJob", "RequeueJob", "BindJob", "Pending",
-           "Verdict", "Plan", "PlanError", "ClusterState", "SnapshotState", "apply", "apply_action",
+           "Verdict", "Plan", "PendingReasons", "PlanError", "ClusterState", "SnapshotState", "apply", "apply_action",
            "check_action", "finish_boot", "finish_shutdown", "finish_job", "settle_domain"]
 
 
@@ -151,11 +152,91 @@ class Pending:
         return f"{self.verdict.value}: {self.text}"
 
 
+class PendingReasons(Sequence):
+    """Why each job left waiting waits: a sequence of ``(job id, Pending)`` sorted by job id.
+
+    A cycle at a saturated site leaves a hundred thousand jobs waiting, most of them in a
+    few groups that wait for the same reason; sorting every job's reason into a list each
+    cycle cost more than the decision. So the reasons are kept as the cycle made them
+    (single jobs, and groups of jobs sharing one ``Pending``) and sorted only when
+    something reads them as a whole; :meth:`get` answers for one job without that.
+
+    ``early`` are reasons given before the groups, ``groups`` a list of (job ids,
+    Pending), ``late`` reasons given after them; a later one wins for a job in two."""
+
+    __slots__ = ("_early", "_groups", "_late", "_sorted", "_index")
+
+    def __init__(self, early: Mapping[str, Pending] | Iterable[tuple[str, Pending]] = (),
+                 groups: Iterable[tuple[Sequence[str], Pending]] = (),
+                 late: Mapping[str, Pending] | None = None):
+        self._early = dict(early)
+        self._groups = list(groups)
+        self._late = dict(late or {})
+        self._sorted: tuple[tuple[str, Pending], ...] | None = None
+        self._index: dict[str, Pending] | None = None
+
+    def _all(self) -> dict[str, Pending]:
+        if self._index is None:
+            out = dict(self._early)
+            for jids, p in self._groups:
+                out.update(dict.fromkeys(jids, p))
+            out.update(self._late)
+            self._index = out
+        return self._index
+
+    def _items(self) -> tuple[tuple[str, Pending], ...]:
+        if self._sorted is None:
+            self._sorted = tuple(sorted(self._all().items()))
+        return self._sorted
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __getitem__(self, i):
+        return self._items()[i]
+
+    def __iter__(self):
+        return iter(self._items())
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, PendingReasons):
+            return self._all() == other._all()
+        if isinstance(other, (tuple, list)):
+            return self._items() == tuple(other)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash(self._items())
+
+    def __repr__(self) -> str:
+        return f"PendingReasons({len(self)} jobs)"
+
+    def get(self, job_id: str) -> Pending | None:
+        p = self._late.get(job_id)
+        if p is not None:
+            return p
+        if not self._groups:
+            return self._early.get(job_id)
+        return self._all().get(job_id)
+
+    def never(self, job_id: str) -> Pending | None:
+        """The job's reason if it is *never*, without sorting anything: a never verdict is
+        always a single job's (a group waits for capacity, which is *not now*)."""
+        p = self._late.get(job_id)
+        if p is None:
+            p = self._early.get(job_id)
+        return p if p is not None and p.verdict is Verdict.NEVER else None
+
+
+def _pending(value) -> PendingReasons:
+    return value if isinstance(value, PendingReasons) else PendingReasons(value)
+
+
 @attrs.frozen(slots=True)
 class Plan:
     time: float
     actions: tuple[Action, ...]
-    pending: tuple[tuple[str, Pending], ...]
+    pending: PendingReasons = attrs.field(converter=_pending)
     engine: str = "python"
 
     def to_json(self) -> dict[str, Any]:
@@ -163,10 +244,7 @@ class Plan:
                 "pending": {j: {"verdict": p.verdict.value, "reason": p.text} for j, p in self.pending}}
 
     def reason(self, job_id: str) -> Pending | None:
-        for j, p in self.pending:
-            if j == job_id:
-                return p
-        return None
+        return self.pending.get(job_id)
 
 
 # --------------------------------------------------------------------------- what actions do

@@ -22,14 +22,16 @@ class Reasons:
     def run(self, ctx: CycleContext) -> None:
         s = ctx.s
         explain_waiting(ctx)
+        late = ctx.pending_late
         for vid, why in ctx.requeued.items():
             if s.status.get(vid) == STATE_PENDING:
-                ctx.pending[vid] = Pending(Verdict.NOT_NOW, why)
+                late[vid] = Pending(Verdict.NOT_NOW, why)
         for jid, why in s._never.items():
-            ctx.pending[jid] = Pending(Verdict.NEVER, why)
+            late[jid] = Pending(Verdict.NEVER, why)
+        # (a held job is in no wait group: only jobs the matcher holds wait for capacity)
         for jid in sorted(s._listed[STATE_HELD]):
-            if jid not in ctx.pending:
-                ctx.pending[jid] = Pending(Verdict.NOT_NOW, f"job is held (state {s.jobs[jid].state.value})")
+            if jid not in late and jid not in ctx.pending:
+                late[jid] = Pending(Verdict.NOT_NOW, f"job is held (state {s.jobs[jid].state.value})")
 
 
 def explain_waiting(ctx: CycleContext) -> None:
@@ -57,7 +59,7 @@ def explain_waiting(ctx: CycleContext) -> None:
         held = _held_for_higher(ctx, sh)
         if held:
             notes = (f"{held} of them held for higher-class jobs while preempted work waits",) + notes
-        ctx.pending.update(dict.fromkeys(jids, Pending(Verdict.NOT_NOW, "; ".join((base,) + notes))))
+        ctx.pending_groups.append((jids, Pending(Verdict.NOT_NOW, "; ".join((base,) + notes))))
 
 def _held_for_higher(ctx: CycleContext, sh: Shape) -> int:
     """Domains of the shape's images that this cycle keeps for jobs of a higher class."""

@@ -17,7 +17,6 @@ with ``check=True`` verifies after every step that no host is over-committed.
 
 from __future__ import annotations
 
-import bisect
 import heapq
 import math
 import warnings
@@ -27,7 +26,7 @@ from collections.abc import Callable, Sequence
 import attrs
 
 from vmsched.model import Domain, DomainState, Host, Job, JobState
-from vmsched.plan import ClusterState, Plan, PlanError, Verdict, apply_action, finish_boot, finish_job, finish_shutdown
+from vmsched.plan import ClusterState, Plan, PlanError, apply_action, finish_boot, finish_job, finish_shutdown
 from vmsched.policies import partition
 from vmsched.policyfile import Policy, initial_domains
 from vmsched.sim.mapping import SimJob, Unrunnable
@@ -695,12 +694,10 @@ class Simulation(ClusterState):
         self.cycles += 1
         self._apply(plan)
         if self._arrived_now:
-            pending = plan.pending   # sorted by job id: a bisect finds each new job's verdict
             for jid in self._arrived_now:
-                i = bisect.bisect_left(pending, (jid,))
-                if i < len(pending) and pending[i][0] == jid and pending[i][1].verdict is Verdict.NEVER \
-                        and self.jobs[jid].state == "queued":
-                    self._drop_never(self.jobs[jid], pending[i][1].text, "scheduler")
+                never = plan.pending.never(jid)
+                if never is not None and self.jobs[jid].state == "queued":
+                    self._drop_never(self.jobs[jid], never.text, "scheduler")
             self._arrived_now.clear()
         self._dirty = False
         self._last_empty = not plan.actions
