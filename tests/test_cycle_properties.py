@@ -199,6 +199,15 @@ class ClusterMachine(RuleBasedStateMachine):
             if host.up and (idle or room.active < host.max_active):
                 openable.add(hname)
         assert s.openable_hosts() == sorted(openable)
+        idle_img, held_img = {}, Counter()
+        for n, d in s.domains.items():
+            if d.state.active and not s.domain_jobs.get(n):
+                idle_img.setdefault(d.image, set()).add(n)
+            if d.state in (DomainState.FREE, DomainState.RUNNING, DomainState.BOOTING):
+                held_img[d.image] += d.cores
+        assert {i: v for i, v in s._idle_img.items() if v} == idle_img
+        assert nonzero(s._held_img) == held_img
+        assert s.booting_count() == sum(d.state is DomainState.BOOTING for d in s.domains.values())
 
 
 ClusterMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=25, deadline=None,

@@ -86,6 +86,18 @@ class Shape:
 _SHAPES_KEEP = 65_536
 
 
+def _moved(obj, **changes):
+    """A copy of a model object with ``changes``, skipping its validators: for the
+    scheduler's own changes of state, whose values (a state, a domain's name, a time) come
+    from objects already validated. Starting a thousand jobs a cycle, attrs.evolve's
+    validation of every field was most of the cost."""
+    cls = obj.__class__
+    new = object.__new__(cls)
+    for a in cls.__attrs_attrs__:
+        object.__setattr__(new, a.name, changes[a.name] if a.name in changes else getattr(obj, a.name))
+    return new
+
+
 def _same_place(a: Domain, b: Domain) -> bool:
     """The same domain apart from its state and since: name, host, image, flavor and size."""
     return (a.name, a.host, a.image, a.flavor, a.cores, a.memory_mb) == (b.name, b.host, b.image, b.flavor, b.cores,
@@ -148,6 +160,8 @@ class Cluster:
         self._idle_active: dict[str, set[str]] = {}
         self._openable: set[str] = set()
         self._openable_sorted: list[str] = []
+        self._held_img: Counter = Counter()        # image -> cores its active and booting domains hold
+        self._idle_img: dict[str, set[str]] = {}   # image -> its idle active domains
         self._inactive_img: dict[str, set[str]] = {}
         self._owners_cache: tuple[int, dict[str, list[str]]] = (-1, {})
         self._capacity_cache: tuple[int, int, int] = (-1, 0, 0)
@@ -186,7 +200,6 @@ class Cluster:
         self._placement_failed: dict[tuple, int] = {}
         self._rooms_version = 0     # bumped by any change of a domain (for the held cores)
         self._held: Counter = Counter()
-        self._booting = 0
         self._held_at = -1
         self._domain_version = 0    # bumped when domains come or go
         self._never_checked = (0, 0)  # the topology the never-runnable verdicts were made for
@@ -252,9 +265,9 @@ class Cluster:
         d = self.domains[name]
         has = bool(self.domain_jobs.get(name))
         if d.state is DomainState.RUNNING and not has:
-            self.set_domain(attrs.evolve(d, state=DomainState.FREE, since=now))
+            self.set_domain(_moved(d, state=DomainState.FREE, since=now))
         elif d.state is DomainState.FREE and has:
-            self.set_domain(attrs.evolve(d, state=DomainState.RUNNING))
+            self.set_domain(_moved(d, state=DomainState.RUNNING))
 
     def set_host(self, host: Host) -> None:
         old = self.hosts.get(host.name)
@@ -318,7 +331,7 @@ class Cluster:
         # A free domain taking its first job only narrows what lifecycle can do; everything
         # else may open a placement that failed before.
         if not (old is not None and old.state is DomainState.FREE and d.state is DomainState.RUNNING
-                and attrs.evolve(old, state=d.state, since=d.since) == d):
+                and _same_place(old, d)):
             self._lifecycle_epoch += 1
         host = self.hosts[d.host]
         if old is not None and (old.image, old.host, old.cores, old.memory_mb) == (d.image, d.host, d.cores, d.memory_mb):
@@ -373,6 +386,7 @@ class Cluster:
             if old.state in _INACTIVE:
                 self._inactive_img[old.image].discard(old.name)
             if old.state in _HOLDS_ROOM:
+                self._held_img[old.image] -= old.cores
                 used = self._room_used[old.host]
                 used[0] -= 1
                 used[1] -= old.cores
@@ -382,6 +396,7 @@ class Cluster:
             if new.state in _INACTIVE:
                 self._inactive_img.setdefault(new.image, set()).add(new.name)
             if new.state in _HOLDS_ROOM:
+                self._held_img[new.image] += new.cores
                 used = self._room_used.setdefault(new.host, [0, 0, 0])
                 used[0] += 1
                 used[1] += new.cores
@@ -389,6 +404,9 @@ class Cluster:
             self._note_idle(new.name, new)
         elif old is not None:
             idle = self._idle_active.get(old.host)
+            if idle is not None:
+                idle.discard(old.name)
+            idle = self._idle_img.get(old.image)
             if idle is not None:
                 idle.discard(old.name)
             self._update_openable(old.host)
@@ -401,8 +419,12 @@ class Cluster:
         host = d.host if d is not None else None
         if d is not None and d.state.active and not self.domain_jobs.get(name):
             self._idle_active.setdefault(host, set()).add(name)
+            self._idle_img.setdefault(d.image, set()).add(name)
         elif d is not None:
             idle = self._idle_active.get(host)
+            if idle is not None:
+                idle.discard(name)
+            idle = self._idle_img.get(d.image)
             if idle is not None:
                 idle.discard(name)
         if host is not None:
@@ -659,20 +681,18 @@ class Cluster:
 
     # ------------------------------------------------------------------ what a cycle reads
     def _held_cores(self) -> Counter:
-        """Cores each share VO's images hold in active or booting domains (cached per epoch)."""
+        """Cores each share VO's images hold in active or booting domains (cached until a
+        domain changes; from the per-image totals kept as domains change, so never a walk
+        of every domain). An image serving several share VOs counts for each in equal parts."""
         if self._held_at != self._rooms_version:
             held: Counter = Counter()
-            booting = 0
             share_vos = self._image_share_vos
-            for d in self.domains.values():
-                if d.state in _HOLDS_ROOM:
-                    if d.state is DomainState.BOOTING:
-                        booting += 1
-                    vos = share_vos.get(d.image)
-                    if vos:
-                        for vo in vos:
-                            held[vo] += d.cores / len(vos)
-            self._held, self._booting, self._held_at = held, booting, self._rooms_version
+            for image, cores in self._held_img.items():
+                vos = share_vos.get(image)
+                if vos and cores:
+                    for vo in vos:
+                        held[vo] += cores / len(vos)
+            self._held, self._held_at = held, self._rooms_version
         return self._held
 
     def _owners(self) -> dict[str, list[str]]:
@@ -723,8 +743,7 @@ class Cluster:
         return self._frozen_cache[1]
 
     def booting_count(self) -> int:
-        self._held_cores()
-        return self._booting
+        return len(self._by_state[DomainState.BOOTING])
 
     def _domain_add(self, domain: str, jid: str) -> None:
         # An idle domain turning busy only narrows what lifecycle can do: no new epoch.
@@ -840,10 +859,10 @@ class Cluster:
     # helpers the cycle uses to mirror its own plan into the state ------------------
     def _mark_domain(self, name: str, state: DomainState, now: float) -> None:
         d = self.domains[name]
-        self.set_domain(attrs.evolve(d, state=state, since=now))
+        self.set_domain(_moved(d, state=state, since=now))
 
     def _mark_running(self, job_id: str, domain: str, now: float, via_engine: bool) -> None:
-        job = attrs.evolve(self.jobs[job_id], state=JobState.RUNNING, domain=domain, start_time=now)
+        job = _moved(self.jobs[job_id], state=JobState.RUNNING, domain=domain, start_time=now)
         self.jobs[job_id] = job
         self._set_status(job_id, STATE_RUNNING)
         self._domain_add(domain, job_id)

@@ -162,7 +162,8 @@ class PendingReasons(Sequence):
     something reads them as a whole; :meth:`get` answers for one job without that.
 
     ``early`` are reasons given before the groups, ``groups`` a list of (job ids,
-    Pending), ``late`` reasons given after them; a later one wins for a job in two."""
+    Pending) or of objects whose ``pairs()`` gives (job id, Pending) when read, ``late``
+    reasons given after them; a later one wins for a job in two."""
 
     __slots__ = ("_early", "_groups", "_late", "_sorted", "_index")
 
@@ -178,8 +179,11 @@ class PendingReasons(Sequence):
     def _all(self) -> dict[str, Pending]:
         if self._index is None:
             out = dict(self._early)
-            for jids, p in self._groups:
-                out.update(dict.fromkeys(jids, p))
+            for group in self._groups:
+                if isinstance(group, tuple):
+                    out.update(dict.fromkeys(group[0], group[1]))
+                else:        # a group whose jobs have reasons of their own, listed when read
+                    out.update(group.pairs())
             out.update(self._late)
             self._index = out
         return self._index

@@ -75,9 +75,10 @@ def image_share_holdback(ctx: CycleContext) -> set[str]:
     images = {name for name, img in ctx.policy.images.items()
               if img.vos & vo_share and img.vos & vo_share <= over and s._img_pending[name]}
     if images:
-        for name in s._by_state[DomainState.FREE]:
-            if s.domains[name].image in images and not s.domain_jobs.get(name):
-                out.add(name)
+        for image in images:
+            for name in s._idle_img.get(image, ()):
+                if s.domains[name].state is DomainState.FREE:
+                    out.add(name)
         for name in sorted(out):
             s.engine.set_slot_state(s._slot_h[name], SLOT_STARTING)
     ctx.over_share = {vo: f"VO {vo} over its share ({held[vo]:.0f} cores held, target {target.get(vo, 0):.0f})"

@@ -40,7 +40,13 @@ def place(ctx: CycleContext, unplaced: list[int], held_back: set[str]) -> None:
     dead: dict[Shape, tuple[int, list[str]]] = {}
     can_skip = "filter" not in s.plugins
     names, status, shapes, notes = s._job_name, s.status, s._hshape, ctx.notes
-    for h in unplaced:
+    # Once every shape in the queue has found nothing since a domain last opened, the rest
+    # of the queue finds nothing either: it waits in its shapes' groups without a look at
+    # each job (the reasons phase lists them). Not with job notes (a job with one waits in
+    # a group of its own) or held-back domains (the second chance walks the groups).
+    shapes_left = len(set(map(shapes.get, unplaced)) - {None}) if can_skip and not notes and not held_back else -1
+    dead_now = 0      # shapes dead since the last domain opened
+    for i, h in enumerate(unplaced):
         jid = names.get(h)
         if jid is None or status.get(jid) != STATE_PENDING:
             continue
@@ -62,14 +68,22 @@ def place(ctx: CycleContext, unplaced: list[int], held_back: set[str]) -> None:
         if placement is None:
             group = ctx.wait(jid, sh, _capacity_notes(ctx, jid, sh))
             if jid not in notes:      # a job with its own note waits in a group of its own
+                before = dead.get(sh)
+                if before is None or before[0] != ctx.opened:
+                    dead_now += 1
                 dead[sh] = (ctx.opened, group)
+                if dead_now == shapes_left:
+                    ctx.wait_rest(unplaced[i + 1:], {shape: g for shape, (_, g) in dead.items()})
+                    break
             continue
         boots_left = ctx.boots_left
         ctx.apply_placement(h, jid, job, placement)
         if placement.ready:
             ctx.opened += 1
+            dead_now = 0
         elif ctx.boots_left != boots_left:
             dead.clear()      # the notes of later waits may now say the boot limit is reached
+            dead_now = 0
 
 
 def _start_in_open_room(ctx: CycleContext, h: int, jid: str, job: Job, sh: Shape) -> bool:

@@ -41,6 +41,7 @@ def explain_waiting(ctx: CycleContext) -> None:
     total = len(s.domains)
     texts: dict[Shape, str] = {}
     late = ctx.started_late
+    given: dict[int, Pending] = {}     # id of a wait group -> its reason
     for (sh, notes), jids in ctx.waits.items():
         if late:
             jids = [j for j in jids if j not in late]
@@ -59,7 +60,26 @@ def explain_waiting(ctx: CycleContext) -> None:
         held = _held_for_higher(ctx, sh)
         if held:
             notes = (f"{held} of them held for higher-class jobs while preempted work waits",) + notes
-        ctx.pending_groups.append((jids, Pending(Verdict.NOT_NOW, "; ".join((base,) + notes))))
+        p = Pending(Verdict.NOT_NOW, "; ".join((base,) + notes))
+        given[id(jids)] = p
+        ctx.pending_groups.append((jids, p))
+    if ctx.rest is not None:
+        jids, status, shapes, groups = ctx.rest
+        ctx.pending_groups.append(_Rest(jids, status, shapes, {sh: given[id(g)] for sh, g in groups.items()}))
+
+
+class _Rest:
+    """The jobs of the rest of the queue, each with its shape group's reason, listed when read."""
+
+    __slots__ = ("jids", "status", "shapes", "reasons")
+
+    def __init__(self, jids: list, status: list, shapes: list, reasons: dict[Shape, Pending]):
+        self.jids, self.status, self.shapes, self.reasons = jids, status, shapes, reasons
+
+    def pairs(self):
+        reasons = self.reasons
+        return ((j, reasons[sh]) for j, st, sh in zip(self.jids, self.status, self.shapes)
+                if j is not None and st == STATE_PENDING)
 
 def _held_for_higher(ctx: CycleContext, sh: Shape) -> int:
     """Domains of the shape's images that this cycle keeps for jobs of a higher class."""
