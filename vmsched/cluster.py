@@ -164,6 +164,7 @@ class Cluster:
         self._idle_img: dict[str, set[str]] = {}   # image -> its idle active domains
         self._inactive_img: dict[str, set[str]] = {}
         self._owners_cache: tuple[int, dict[str, list[str]]] = (-1, {})
+        self._names_cache: tuple[int, list[str]] = (-1, [])
         self._capacity_cache: tuple[int, int, int] = (-1, 0, 0)
         self._factors_pushed: tuple[Any, int] | None = None
         self._gone: OrderedDict[str, Job] = OrderedDict()   # recently vanished jobs, for late on_job_end
@@ -694,6 +695,12 @@ class Cluster:
                         held[vo] += cores / len(vos)
             self._held, self._held_at = held, self._rooms_version
         return self._held
+
+    def host_names(self) -> list[str]:
+        """The hosts by name (cached until hosts come or go; callers must not modify it)."""
+        if self._names_cache[0] != self._topology:
+            self._names_cache = (self._topology, sorted(self.hosts))
+        return self._names_cache[1]
 
     def _owners(self) -> dict[str, list[str]]:
         """Owner group -> its hosts (cached until hosts change; callers must not modify it)."""

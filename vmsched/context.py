@@ -26,11 +26,16 @@ class Rooms(dict):
     def __init__(self, s: Cluster):
         super().__init__()
         self._s = s
-        self._names = sorted(s.hosts)
+
+    @property
+    def _names(self) -> list[str]:
+        return self._s.host_names()
 
     def __missing__(self, name: str) -> lifecycle.HostRoom:
         s = self._s
-        room = self[name] = lifecycle.HostRoom.build(s.hosts[name], s.host_domains.get(name, ()), s.domains)
+        used = s._room_used.get(name)       # kept as domains change: no walk of the host's domains
+        room = self[name] = lifecycle.HostRoom(s.hosts[name], list(s.host_domains.get(name, ())),
+                                               *(used if used is not None else (0, 0, 0)))
         return room
 
     def _all(self) -> None:
