@@ -327,3 +327,35 @@ def test_c_and_python_engines_make_the_same_plans(site, cycles):
             py.on_job_end(j, 100.0, now=snap.time + 50)
             cc.on_job_end(j, 100.0, now=snap.time + 50)
         snap = attrs.evolve(snap, time=snap.time + 100, jobs=tuple(j for j in snap.jobs if j not in ended) + tuple(more))
+
+
+@SETTINGS
+@given(sites(), st.data())
+def test_placement_over_the_openable_hosts_is_placement_over_every_host(site, data):
+    """Lifecycle given only the hosts where a domain could open, in preference order, finds
+    what it finds when it looks at every host (issue 9: the index must lose nothing)."""
+    from vmsched.context import CycleContext
+    from vmsched.policies import lifecycle
+    from vmsched.policies.placement import _hosts_in_order
+
+    policy, snap = site
+    s = scheduler(policy)
+    s.sync(snap)
+    if not s.jobs:
+        return
+    job = s.jobs[data.draw(st.sampled_from(sorted(s.jobs)))]
+    images = s.images_for(job)
+    if not images:
+        return
+
+    def place(**kw):
+        ctx = CycleContext(s, snap.time)
+        rooms = {n: r for n, r in ctx.rooms.items() if job.features <= r.host.features}   # as before the index
+        if "hosts" in kw:
+            rooms = ctx.rooms
+            kw["hosts"] = _hosts_in_order(ctx, job)
+        return lifecycle.plan_placement(job, images, rooms, s.domains, ctx.busy, policy.flavors,
+                                        policy.lifecycle, ctx.boots_left, snap.time, **kw)
+
+    by_index = place(hosts=None, host_domains=s.host_domains)
+    assert by_index == place() == place(inactive=s._inactive_img)
