@@ -79,7 +79,7 @@ class CycleContext:
         self.s, self.now = s, now
         self.policy = s.policy
         self.actions: list[Action] = []
-        self.pending: dict[str, Pending] = {}        # reasons of single jobs, given before the groups'
+        self.pending: dict[str, Pending] = {}        # reasons of single jobs, given before the groups
         self.pending_groups: list[tuple[list[str], Pending]] = []   # jobs waiting for one reason
         self.pending_late: dict[str, Pending] = {}   # reasons given after the groups (they win)
         self.notes: dict[str, str] = {}
