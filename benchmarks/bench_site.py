@@ -17,7 +17,7 @@ The site (deterministic from ``--seed``): HOSTSxJOBS is hosts of 32 cores and 55
 with 4 domains of 16 cores (2 of ``debian-meta`` for the local VO, 2 of ``slc-egee`` for the
 grid VOs), at most 2 active (one of each image active, the others occupied). 90 % of the
 active domains are full of running work, the rest idle; JOBS jobs are queued on top of that
-in one execution queue (1-8 cores, 0.9-1.7 GB per core, 1-48 h), from two VOs with shares
+in one execution queue (1-8 cores, 1-1.7 GB per core in round sizes, 1-48 h), from two VOs with shares
 (meta 60, egee 40; under them 7 groups with shares and 150 users), 1 % interactive and about
 0.3 % from a privileged user: the queued cores alone exceed the cluster's, so most jobs pend. The policy is
 MetaCenter's (``vmsched/examples/metacenter.toml``) plus share preemption: fair share with a
@@ -156,6 +156,10 @@ POLICY_TOML = POLICY_TEMPLATE.replace("{shares}", "".join(
 IMAGE_OF_VO = {"meta": "debian-meta", "egee": "slc-egee"}
 CORES = (1, 2, 4, 8)
 CORE_WEIGHTS = (15, 20, 35, 30)
+# Users ask for memory in round sizes (1gb, 1700mb a core, ...), copied from script to script,
+# so many jobs share a shape (what a cycle decides once for all jobs alike); a random MB per
+# job would make every job a shape of its own, which no site's queue looks like.
+MEMORY_PER_CORE = (1024, 1536, 1700, 1740)
 
 
 def log(text: str) -> None:
@@ -229,7 +233,7 @@ class Site:
         if interactive_ok and not interactive and v == "meta" and rng.random() < 0.005:
             user = "ops"
         cores = 1 if interactive else rng.choices(CORES, weights=CORE_WEIGHTS)[0]
-        memory = int(cores * 1740 * rng.uniform(0.5, 1.0))
+        memory = cores * rng.choice(MEMORY_PER_CORE)
         walltime = 3600 if interactive else rng.choice((1, 2, 4, 8, 12, 24, 48)) * 3600
         self.next_id += 1
         return Job(f"{self.next_id}.pbs", user, group, v, "normal", cores, memory, walltime, submit,
@@ -498,7 +502,7 @@ def run_case(n_hosts: int, n_jobs: int, cycles: int, seed: int, profile: bool, t
             log(f"{n_hosts}x{n_jobs} {mode}: cycle {i + 1}/{cycles} {totals[-1] / 1000.0:.2f} s "
                 f"({runs[-1]} started, {len(plan.pending)} pending)")
         res = summary(totals)
-        res.update({"cycles": len(totals), "feed_median_ms": summary(feeds)["median_ms"],
+        res.update({"cycles": len(totals), "total_ms_each": [round(t, 1) for t in totals], "feed_median_ms": summary(feeds)["median_ms"],
                     "cycle_median_ms": summary(cores)["median_ms"], "started_per_cycle": runs,
                     "actions": dict(actions), "pending_last": len(plan.pending), "view_mismatches": mismatch,
                     "site_after": site.counts()})
