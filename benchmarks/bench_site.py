@@ -11,6 +11,7 @@ benchmark, while at a national grid's size one cycle took minutes and grew every
     python benchmarks/bench_site.py                       # 1000x10000, 3000x30000, 10000x100000
     python benchmarks/bench_site.py --sizes 1000x10000 --cycles 10 --profile
     python benchmarks/bench_site.py --quick               # CI: 100x1000, 3 cycles, seconds
+    python benchmarks/bench_site.py --memory varied       # every job its own memory request
     python benchmarks/bench_site.py --tree /work/base     # time another checkout's vmsched
 
 The site (deterministic from ``--seed``): HOSTSxJOBS is hosts of 32 cores and 55,680 MB, each
@@ -75,6 +76,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
+
+import attrs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -157,8 +160,10 @@ IMAGE_OF_VO = {"meta": "debian-meta", "egee": "slc-egee"}
 CORES = (1, 2, 4, 8)
 CORE_WEIGHTS = (15, 20, 35, 30)
 # Users ask for memory in round sizes (1gb, 1700mb a core, ...), copied from script to script,
-# so many jobs share a shape (what a cycle decides once for all jobs alike); a random MB per
-# job would make every job a shape of its own, which no site's queue looks like.
+# so many jobs share a shape, which a cycle decides once for all jobs alike: the bundled
+# wagap-2013 slice has 46 (cores, memory) pairs in 2000 jobs. ``--memory varied`` gives every
+# job a request of its own instead (0.5-1 x 1740 MB a core, to the MB), the worst case for
+# anything decided per shape.
 MEMORY_PER_CORE = (1024, 1536, 1700, 1740)
 
 
@@ -172,17 +177,16 @@ class Site:
     """What the batch server knows: hosts, domains and jobs, the ground truth the
     benchmark keeps and builds snapshots from."""
 
-    def __init__(self, n_hosts: int, n_jobs: int, seed: int):
-        from vmsched.model import Domain, DomainState, Host, Job, JobState
-        self.M = (Domain, DomainState, Host, Job, JobState)
+    def __init__(self, n_hosts: int, n_jobs: int, seed: int, memory: str = "round"):
+        from vmsched.model import Domain, DomainState, Host, JobState
         self.rng = random.Random(seed)
+        self.memory = memory
         self.now = NOW
         self.next_id = 0
         self.hosts = []
         self.domains: dict = {}
         self.domain_jobs: dict = {}
         self.jobs: dict = {}
-        self.booting_done: list = []
         for i in range(n_hosts):
             h = Host(f"node{i:05d}", HOST_CORES, HOST_MEMORY, max_active=2, max_domains=4,
                      cached_images=frozenset(IMAGE_OF_VO.values()))
@@ -207,24 +211,19 @@ class Site:
                 if used + job.cores > d.cores:
                     break
                 start = NOW - self.rng.uniform(0.0, 0.9 * job.walltime_s)
-                job = self._evolve(job, state=JobState.RUNNING, domain=name,
+                job = attrs.evolve(job, state=JobState.RUNNING, domain=name,
                                    start_time=max(start, job.submit_time))
                 self.jobs[job.id] = job
                 self.domain_jobs[name].add(job.id)
                 used += job.cores
             if self.domain_jobs[name]:
-                self.domains[name] = self._evolve(d, state=DomainState.RUNNING)
+                self.domains[name] = attrs.evolve(d, state=DomainState.RUNNING)
         for _ in range(n_jobs):
             job = self.new_job(NOW - self.rng.uniform(0.0, 86400.0))
             self.jobs[job.id] = job
 
-    @staticmethod
-    def _evolve(obj, **changes):
-        import attrs
-        return attrs.evolve(obj, **changes)
-
     def new_job(self, submit: float, vo: str | None = None, interactive_ok: bool = True):
-        Job = self.M[3]
+        from vmsched.model import Job
         rng = self.rng
         groups = [g for g in GROUPS if vo is None or g[0] == vo]
         v, group, _share, users, _part = rng.choices(groups, weights=[g[4] for g in groups])[0]
@@ -233,7 +232,10 @@ class Site:
         if interactive_ok and not interactive and v == "meta" and rng.random() < 0.005:
             user = "ops"
         cores = 1 if interactive else rng.choices(CORES, weights=CORE_WEIGHTS)[0]
-        memory = cores * rng.choice(MEMORY_PER_CORE)
+        if self.memory == "round":
+            memory = cores * rng.choice(MEMORY_PER_CORE)
+        else:
+            memory = int(cores * 1740 * rng.uniform(0.5, 1.0))
         walltime = 3600 if interactive else rng.choice((1, 2, 4, 8, 12, 24, 48)) * 3600
         self.next_id += 1
         return Job(f"{self.next_id}.pbs", user, group, v, "normal", cores, memory, walltime, submit,
@@ -253,8 +255,8 @@ class Site:
         this with it when it lands (same semantics). What the server does for each action,
         at once (boot and shutdown delays are left to ``churn``): returns the domains and
         jobs it changed, for the incremental feed."""
-        Domain, DomainState, Host, Job, JobState = self.M
-        ev, now = self._evolve, plan.time
+        from vmsched.model import Domain, DomainState, JobState
+        ev, now = attrs.evolve, plan.time
         touched_d, touched_j = set(), set()
 
         def set_domain(name, state):
@@ -325,8 +327,8 @@ class Site:
         """The next cycle's instant: boots and shutdowns under way finish, ``n`` running jobs
         end and ``n`` new ones are queued. Returns (ended jobs with their walltime, new jobs,
         changed domains, removed domains)."""
-        Domain, DomainState, Host, Job, JobState = self.M
-        ev = self._evolve
+        from vmsched.model import DomainState, JobState
+        ev = attrs.evolve
         self.now += INTERVAL
         now = self.now
         touched_d, removed_d = set(), []
@@ -367,7 +369,7 @@ class Site:
             seen = sched.jobs.get(jid)
             if seen is None or seen.state is not job.state or seen.domain != job.domain:
                 bad += 1
-        DomainState = self.M[1]
+        from vmsched.model import DomainState
         for name, d in self.domains.items():
             seen = sched.domains.get(name)
             state = None if seen is None else seen.state
@@ -411,7 +413,7 @@ def c_share(prof: cProfile.Profile) -> tuple[float, list]:
 
 
 def run_case(n_hosts: int, n_jobs: int, cycles: int, seed: int, profile: bool, timeout_first: float | None,
-             budget: float | None) -> dict:
+             budget: float | None, memory: str = "round") -> dict:
     """One size, in this process: the three modes, one after the other."""
     from vmsched.cycle import Scheduler
     from vmsched.policyfile import parse_policy
@@ -424,10 +426,14 @@ def run_case(n_hosts: int, n_jobs: int, cycles: int, seed: int, profile: bool, t
 
     for mode in ("snapshot", "incremental"):
         t0 = time.perf_counter()
-        site = Site(n_hosts, n_jobs, seed)
+        site = Site(n_hosts, n_jobs, seed, memory)
         build_s = time.perf_counter() - t0
         out.setdefault("site", {"domains": len(site.domains), "cluster_cores": n_hosts * HOST_CORES,
                                 "queued_cores": sum(j.cores for j in site.jobs.values() if j.state.value == "Q"),
+                                "memory": memory,
+                                "queued_shapes": len({(j.vo, j.group, j.cores, j.memory_mb, j.interactive,
+                                                       j.user == "ops") for j in site.jobs.values()
+                                                      if j.state.value == "Q"}),
                                 **site.counts(), "build_s": round(build_s, 2)})
         sched = Scheduler(policy)
         out["engine"] = sched.engine.name
@@ -520,7 +526,7 @@ def run_case(n_hosts: int, n_jobs: int, cycles: int, seed: int, profile: bool, t
 
 def spawn(tree: str, n_hosts: int, n_jobs: int, args) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--tree", tree, "--case", f"{n_hosts}x{n_jobs}",
-           "--cycles", str(args.cycles), "--seed", str(args.seed)]
+           "--cycles", str(args.cycles), "--seed", str(args.seed), "--memory", args.memory]
     if args.profile:
         cmd.append("--profile")
     if args.timeout_first:
@@ -571,6 +577,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", default=DEFAULT_SIZES, help=f"HOSTSxQUEUED,... (default {DEFAULT_SIZES})")
     ap.add_argument("--cycles", type=int, default=10, help="steady cycles per mode (default 10)")
     ap.add_argument("--seed", type=int, default=9)
+    ap.add_argument("--memory", choices=("round", "varied"), default="round",
+                    help="jobs' memory requests: round sizes (default) or every job its own")
     ap.add_argument("--profile", action="store_true", help="one extra cycle per steady mode under cProfile")
     ap.add_argument("--timeout-first", type=float, default=None, metavar="S",
                     help="give up a size whose first cycle takes longer than S seconds")
@@ -585,7 +593,8 @@ def main(argv=None) -> int:
 
     if args.case:
         (h, j), = parse_sizes(args.case)
-        print(json.dumps(run_case(h, j, args.cycles, args.seed, args.profile, args.timeout_first, args.budget)))
+        print(json.dumps(run_case(h, j, args.cycles, args.seed, args.profile, args.timeout_first, args.budget,
+                                  args.memory)))
         return 0
     if args.quick:
         args.sizes, args.cycles, args.profile = "100x1000", 3, True
@@ -602,7 +611,7 @@ def main(argv=None) -> int:
         "machine": {"nproc": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform(), "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]},
         "engine": next((c.get("engine") for c in cases if c.get("engine")), None),
-        "cycles": args.cycles, "seed": args.seed, "cases": cases, "doubling": doubling(cases),
+        "cycles": args.cycles, "seed": args.seed, "memory": args.memory, "cases": cases, "doubling": doubling(cases),
         "notes": "times in ms of the public API calls only (snapshot building and plan applying are the "
                  "site's and not timed); steady total = feed (on_job_end/set_*) + cycle (on_cycle/cycle); "
                  "churn per cycle: JOBS/200 running jobs end and JOBS/200 are queued; c_share: see the "
