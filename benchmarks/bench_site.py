@@ -386,6 +386,23 @@ class Exceeded(Exception):
     pass
 
 
+class GcClock:
+    """Time spent in the garbage collector, which runs inside whatever call allocates: with
+    millions of live model objects a full collection lands in some cycle and costs seconds,
+    which would otherwise read as that cycle's own cost."""
+
+    def __init__(self):
+        self.total = 0.0
+        self._began = 0.0
+        gc.callbacks.append(self._tick)
+
+    def _tick(self, phase, _info):
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.total += time.perf_counter() - self._began
+
+
 def _alarm(_signum, _frame):
     raise Exceeded()
 
@@ -423,6 +440,7 @@ def run_case(n_hosts: int, n_jobs: int, cycles: int, seed: int, profile: bool, t
     n_churn = max(1, n_jobs // 200)
     out["churn_per_cycle"] = {"ended": n_churn, "submitted": n_churn}
     signal.signal(signal.SIGALRM, _alarm)
+    gc_clock = GcClock()
 
     for mode in ("snapshot", "incremental"):
         t0 = time.perf_counter()
@@ -441,6 +459,7 @@ def run_case(n_hosts: int, n_jobs: int, cycles: int, seed: int, profile: bool, t
         log(f"{n_hosts}x{n_jobs} {mode}: first cycle ...")
         if timeout_first:
             signal.setitimer(signal.ITIMER_REAL, timeout_first)
+        gc0 = gc_clock.total
         try:
             t0 = time.perf_counter()
             plan = sched.on_cycle(snap, site.now)
@@ -452,13 +471,13 @@ def run_case(n_hosts: int, n_jobs: int, cycles: int, seed: int, profile: bool, t
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
         del snap
-        first = {"ms": round(first_ms, 1), "actions": dict(Counter(a.verb for a in plan.actions)),
-                 "pending": len(plan.pending)}
+        first = {"ms": round(first_ms, 1), "gc_ms": round((gc_clock.total - gc0) * 1000.0, 1),
+                 "actions": dict(Counter(a.verb for a in plan.actions)), "pending": len(plan.pending)}
         if mode == "snapshot":
             out["modes"]["first"] = first
         log(f"{n_hosts}x{n_jobs} {mode}: first cycle {first_ms / 1000.0:.1f} s")
 
-        totals, feeds, cores, actions, mismatch, runs = [], [], [], Counter(), 0, []
+        totals, feeds, cores, gcs, actions, mismatch, runs = [], [], [], [], Counter(), 0, []
         n_cycles = cycles + (1 if profile else 0)
         for i in range(n_cycles):
             if budget and time.perf_counter() - started > budget and i < cycles:
@@ -472,6 +491,7 @@ def run_case(n_hosts: int, n_jobs: int, cycles: int, seed: int, profile: bool, t
             prof = cProfile.Profile() if i == cycles else None
             if prof:
                 prof.enable()
+            gc0 = gc_clock.total
             t0 = time.perf_counter()
             if mode == "snapshot":
                 for job, walltime in ended:
@@ -497,18 +517,20 @@ def run_case(n_hosts: int, n_jobs: int, cycles: int, seed: int, profile: bool, t
             if prof:
                 prof.disable()
                 share, top = c_share(prof)
-                out["modes"][mode + "_profile"] = {"c_share": round(share, 3), "profiled_ms": round((t2 - t0) * 1000, 1),
-                                                   "top_cumtime": top}
+                out["modes"][mode + "_profile"] = {"c_share": round(share, 3),
+                                                   "profiled_ms": round((t2 - t0) * 1000, 1), "top_cumtime": top}
                 continue
             totals.append((t2 - t0) * 1000.0)
             feeds.append((t1 - t0) * 1000.0)
             cores.append((t2 - t1) * 1000.0)
+            gcs.append((gc_clock.total - gc0) * 1000.0)
             actions.update(a.verb for a in plan.actions)
             runs.append(sum(1 for a in plan.actions if a.verb == "run"))
             log(f"{n_hosts}x{n_jobs} {mode}: cycle {i + 1}/{cycles} {totals[-1] / 1000.0:.2f} s "
-                f"({runs[-1]} started, {len(plan.pending)} pending)")
+                f"(gc {gcs[-1] / 1000.0:.2f} s; {runs[-1]} started, {len(plan.pending)} pending)")
         res = summary(totals)
-        res.update({"cycles": len(totals), "total_ms_each": [round(t, 1) for t in totals], "feed_median_ms": summary(feeds)["median_ms"],
+        res.update({"cycles": len(totals), "total_ms_each": [round(t, 1) for t in totals],
+                    "gc_ms_each": [round(t, 1) for t in gcs], "feed_median_ms": summary(feeds)["median_ms"],
                     "cycle_median_ms": summary(cores)["median_ms"], "started_per_cycle": runs,
                     "actions": dict(actions), "pending_last": len(plan.pending), "view_mismatches": mismatch,
                     "site_after": site.counts()})
