@@ -14,16 +14,16 @@ benchmark, while at a national grid's size one cycle took minutes and grew every
     python benchmarks/bench_site.py --memory varied       # every job its own memory request
     python benchmarks/bench_site.py --tree /work/base     # time another checkout's vmsched
 
-The site (deterministic from ``--seed``): HOSTSxJOBS is hosts of 32 cores and 55,680 MB, each
-with 4 domains of 16 cores (2 of ``debian-meta`` for the local VO, 2 of ``slc-egee`` for the
-grid VOs), at most 2 active (one of each image active, the others occupied). 90 % of the
-active domains are full of running work, the rest idle; JOBS jobs are queued on top of that
-in one execution queue (1-8 cores, 1-1.7 GB per core in round sizes, 1-48 h), from two VOs with shares
-(meta 60, egee 40; under them 7 groups with shares and 150 users), 1 % interactive and about
-0.3 % from a privileged user: the queued cores alone exceed the cluster's, so most jobs pend. The policy is
-MetaCenter's (``vmsched/examples/metacenter.toml``) plus share preemption: fair share with a
-share tree and image shares, priority weights, classes normal < privileged < interactive,
-suspend-domain preemption.
+The site (deterministic from ``--seed``): HOSTSxJOBS is hosts of 32 cores and 55,680 MB,
+each with 4 domains of 16 cores (2 of ``debian-meta`` for the local VO, 2 of ``slc-egee``
+for the grid VOs), at most 2 active (one of each image active, the others occupied). 90 % of
+the active domains are full of running work, the rest idle; JOBS jobs are queued on top of
+that in one execution queue (1-8 cores, 1-1.7 GB per core in round sizes, 1-48 h), from two
+VOs with shares (meta 60, egee 40; under them 7 groups with shares and 150 users), 1 %
+interactive and about 0.3 % from a privileged user: the queued cores alone exceed the
+cluster's, so most jobs pend. The policy is MetaCenter's (``vmsched/examples/metacenter.toml``)
+plus share preemption: fair share with a share tree and image shares, priority weights,
+classes normal < privileged < interactive, suspend-domain preemption.
 
 Modes, per size, each size in a fresh subprocess (so ``peak_rss_mb``, getrusage's ru_maxrss,
 belongs to that size alone):
@@ -38,6 +38,12 @@ belongs to that size alone):
   steady churn fed as a hook that knows what changed would: ``set_domain``/``set_job`` for
   every domain and job the plan or the churn touched, ``on_job_end`` for ended jobs, then
   ``cycle(now)``.
+
+The first steady cycle is part of each steady series on purpose: it follows a cycle that
+started and preempted far more than a steady one, and its cost is a site's too.
+``view_mismatches`` counts jobs and domains the Scheduler, right after a plan, sees in
+another state than the site after ``apply_plan``: 0 says the stand-in applies plans as the
+Scheduler mirrors them.
 
 ``total_ms`` of a steady cycle is all the API calls between two plans (``feed_ms``: the
 ``on_job_end``/``set_*`` calls; ``cycle_ms``: ``on_cycle`` or ``cycle``). Reported per mode:
