@@ -389,8 +389,9 @@ class Site:
 
 # --------------------------------------------------------------------------- timing
 
-class Exceeded(Exception):
-    pass
+class Exceeded(BaseException):
+    """Raised by the first cycle's alarm; a BaseException, like KeyboardInterrupt, so that no
+    ``except Exception`` on the way (a plugin guard, an engine fallback) can swallow it."""
 
 
 class GcClock:
