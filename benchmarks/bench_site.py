@@ -480,7 +480,7 @@ def run_case(n_hosts: int, n_jobs: int, cycles: int, seed: int, profile: bool, t
             break
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
-        del snap
+        snap = None   # let the first snapshot go before the steady cycles build theirs
         first = {"ms": round(first_ms, 1), "cpu_ms": round(first_cpu_ms, 1), "gc_ms": round((gc_clock.total - gc0) * 1000.0, 1),
                  "actions": dict(Counter(a.verb for a in plan.actions)), "pending": len(plan.pending)}
         if mode == "snapshot":
@@ -551,7 +551,7 @@ def run_case(n_hosts: int, n_jobs: int, cycles: int, seed: int, profile: bool, t
         if mode == "incremental":
             res["fresh_first_cycle_ms"] = first["ms"]   # a second sample of the first cycle
         out["modes"][mode] = res
-        del sched, site, plan, snap
+        sched = site = plan = snap = None
         gc.collect()
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
     out["case_s"] = round(time.perf_counter() - started, 1)
