@@ -42,8 +42,8 @@ belongs to that size alone):
 The first steady cycle is part of each steady series on purpose: it follows a cycle that
 started and preempted far more than a steady one, and its cost is a site's too.
 ``view_mismatches`` counts jobs and domains the Scheduler, right after a plan, sees in
-another state than the site after ``apply_plan``: 0 says the stand-in applies plans as the
-Scheduler mirrors them.
+another state than the site after ``vmsched.plan.apply``: 0 says the Scheduler mirrors its
+own plan as the one definition of the actions carries it out.
 
 ``total_ms`` of a steady cycle is all the API calls between two plans (``feed_ms``: the
 ``on_job_end``/``set_*`` calls; ``cycle_ms``: ``on_cycle`` or ``cycle``). Reported per mode:
@@ -256,77 +256,29 @@ class Site:
         by = Counter(j.state.value for j in self.jobs.values())
         return {"queued": by.get("Q", 0), "running": by.get("R", 0), "suspended": by.get("S", 0)}
 
-    # -- carrying out a plan: STAND-IN ----------------------------------------------------
+    # -- carrying out a plan -------------------------------------------------------------
     def apply_plan(self, plan) -> tuple[set, set]:
-        """STAND-IN for the public ``vmsched.plan.apply`` that is being written now; replace
-        this with it when it lands (same semantics). What the server does for each action,
-        at once (boot and shutdown delays are left to ``churn``): returns the domains and
-        jobs it changed, for the incremental feed."""
-        from vmsched.model import Domain, DomainState, JobState
-        ev, now = attrs.evolve, plan.time
-        touched_d, touched_j = set(), set()
-
-        def set_domain(name, state):
-            d = self.domains[name]
-            if d.state is not state:
-                # a free domain taking work keeps its since, as the Scheduler's own view does
-                keep = d.state is DomainState.FREE and state is DomainState.RUNNING
-                self.domains[name] = ev(d, state=state, since=d.since if keep else now)
-                touched_d.add(name)
-
-        def set_job(jid, **changes):
-            self.jobs[jid] = ev(self.jobs[jid], **changes)
-            touched_j.add(jid)
-
-        def leave_domain(jid):
-            dname = self.jobs[jid].domain
-            if dname in self.domain_jobs:
-                self.domain_jobs[dname].discard(jid)
-                if not self.domain_jobs[dname] and self.domains[dname].state is DomainState.RUNNING:
-                    set_domain(dname, DomainState.FREE)
-
-        for a in plan.actions:
-            v = a.verb
-            if v == "run":
-                set_job(a.job, state=JobState.RUNNING, domain=a.domain, start_time=now)
-                self.domain_jobs[a.domain].add(a.job)
-                set_domain(a.domain, DomainState.RUNNING)
-            elif v == "resume-domain":
-                inside = sorted(self.domain_jobs[a.domain])
-                set_domain(a.domain, DomainState.RUNNING if inside else DomainState.FREE)
-                if self.domains[a.domain].state is DomainState.RUNNING and a.domain not in touched_d:
-                    # resumed while already active: still a change of since for the server
-                    self.domains[a.domain] = ev(self.domains[a.domain], since=now)
-                    touched_d.add(a.domain)
-                for jid in inside:
-                    if self.jobs[jid].state is JobState.SUSPENDED:
-                        set_job(jid, state=JobState.RUNNING)
-            elif v == "suspend-domain":
-                inside = sorted(self.domain_jobs[a.domain])
-                for jid in inside:
-                    if self.jobs[jid].state is JobState.RUNNING:
-                        set_job(jid, state=JobState.SUSPENDED)
-                set_domain(a.domain, DomainState.SUSPENDED if inside else DomainState.OCCUPIED)
-            elif v == "suspend-job":
-                set_job(a.job, state=JobState.SUSPENDED)
-            elif v == "resume-job":
-                set_job(a.job, state=JobState.RUNNING)
-            elif v == "requeue":
-                leave_domain(a.job)
-                set_job(a.job, state=JobState.QUEUED, domain=None, start_time=None)
-            elif v == "route":
-                set_job(a.job, queue=a.queue)
-            elif v == "bind":
-                set_job(a.job, domain=a.domain)
-            elif v == "boot":
-                self.domains[a.domain] = Domain(a.domain, a.host, a.image, a.flavor, DomainState.BOOTING,
-                                                a.cores, a.memory_mb, since=now)
-                self.domain_jobs[a.domain] = set()
-                touched_d.add(a.domain)
-            elif v == "shutdown":
-                set_domain(a.domain, DomainState.SHUTTING_DOWN)
-            else:
-                raise ValueError(f"apply_plan: unknown action {a}")
+        """What the server does for each action, at once (boot and shutdown delays are left
+        to ``churn``), by the one definition in ``vmsched.plan.apply``; returns the domains
+        and jobs it changed, for the incremental feed (apply keeps the very objects it did
+        not change)."""
+        from vmsched.model import JobState
+        from vmsched.plan import apply
+        after = apply(self.snapshot(), plan)
+        touched_d = {d.name for d in after.domains if self.domains.get(d.name) is not d}
+        touched_j = {j.id for j in after.jobs if self.jobs.get(j.id) is not j}
+        for jid in touched_j:
+            old = self.jobs.get(jid)
+            if old is not None and old.domain in self.domain_jobs:
+                self.domain_jobs[old.domain].discard(jid)
+        self.domains = {d.name: d for d in after.domains}
+        self.jobs = {j.id: j for j in after.jobs}
+        for name in touched_d:
+            self.domain_jobs.setdefault(name, set())
+        for jid in touched_j:
+            job = self.jobs[jid]
+            if job.domain is not None and job.state in (JobState.RUNNING, JobState.SUSPENDED):
+                self.domain_jobs[job.domain].add(jid)
         return touched_d, touched_j
 
     # -- the site moving on between cycles --------------------------------------------------
@@ -369,8 +321,8 @@ class Site:
 
     def mismatches(self, sched) -> int:
         """Jobs and domains whose state the Scheduler sees differently from the site, right
-        after a plan was applied: 0 when the stand-in ``apply_plan`` agrees with the
-        Scheduler's own mirror of its plan."""
+        after a plan was applied: 0 when ``vmsched.plan.apply`` agrees with the Scheduler's
+        own mirror of its plan."""
         bad = 0
         for jid, job in self.jobs.items():
             seen = sched.jobs.get(jid)
