@@ -180,6 +180,7 @@ class Cluster:
         self._frozen_cache: tuple[int, tuple[dict, dict]] = (-1, ({}, {}))
         self._vo_rank_pending: dict[str, bool] = {}    # pending jobs above the lowest class
         self._ranked_running: set[str] = set()          # running jobs above the lowest class
+        self._ranked_version = 0                        # bumped when a job enters, leaves or changes in it
         self._run_agg: dict[tuple[str, ...], list] = {}   # entity -> [sum w, sum w*start, jobs] running
         self._vo_cores: Counter = Counter()            # (status, vo) -> cores of pending/running/suspended jobs
         self._img_pending: Counter = Counter()         # image -> pending jobs that may use it
@@ -790,6 +791,8 @@ class Cluster:
             self._frozen_version += 1
         if was in self._listed:
             self._listed[was].discard(jid)
+        if jid in self._ranked_running:
+            self._ranked_version += 1
         if st is None:
             self.status.pop(jid, None)
             self._vo_rank_pending.pop(jid, None)
@@ -804,6 +807,7 @@ class Cluster:
             self._vo_rank_pending.pop(jid, None)
         if st == STATE_RUNNING and self.rank_of(self.jobs[jid]) > 0:
             self._ranked_running.add(jid)
+            self._ranked_version += 1
         else:
             self._ranked_running.discard(jid)
         if st in (STATE_RUNNING, STATE_PENDING, STATE_SUSPENDED):

@@ -105,6 +105,7 @@ class CycleContext:
         # the rest of the queue, left waiting as a whole: (job ids, their status, their
         # shapes, shape -> its wait group), see wait_rest
         self.rest: tuple[list, list, list, dict[Shape, list[str]]] | None = None
+        self._top: tuple[tuple[int, int] | None, dict[str, int]] = (None, {})   # see ranked_running_top
 
     def busy(self, name: str) -> bool:
         return bool(self.s.domain_jobs.get(name)) or name in self.claimed
@@ -161,7 +162,16 @@ class CycleContext:
 
     def ranked_running_top(self) -> dict[str, int]:
         """Host -> the highest class rank running in its active domains, for the hosts where
-        it is above the lowest class (the rest run only lowest-class work, if any)."""
+        it is above the lowest class (the rest run only lowest-class work, if any). Kept
+        until a domain or a job above the lowest class changes: share preemption asks it for
+        every candidate host, and working it out each time was seconds at 10,000 hosts."""
+        s = self.s
+        key = (s._rooms_version, s._ranked_version)
+        if self._top[0] != key:
+            self._top = (key, self._ranked_running_top())
+        return self._top[1]
+
+    def _ranked_running_top(self) -> dict[str, int]:
         s = self.s
         top: dict[str, int] = {}
         for j in s._ranked_running:
@@ -177,7 +187,7 @@ class CycleContext:
         it sits in suspended domains while no job running there outranks all of it. A
         preemptor outranks everything it froze, so such work was frozen for fair share (or
         its preemptor has ended). Worked out from the state alone, so it survives a
-        scheduler restart. ``top``: ``_ranked_running_top()``, when the caller has it."""
+        scheduler restart. ``top``: ``ranked_running_top()``, when the caller has it."""
         s = self.s
         f = s._frozen_hosts().get(hname)
         if f is None:

@@ -21,7 +21,7 @@ def reserve_for_preemptors(ctx: CycleContext) -> None:
     """While a host holds suspended work, its active domains serve only jobs that outrank
     it: otherwise an equal job would slip into the room a preemptor made, and the
     suspended jobs would in effect be preempted by their equals. Domains frozen for fair
-    share reserve nothing: no preemptor made that room (see ``_host_frozen``)."""
+    share reserve nothing: no preemptor made that room (see ``CycleContext.host_frozen``)."""
     s = ctx.s
     frozen = s._frozen_hosts()
     if not frozen:
