@@ -110,57 +110,93 @@ def plan_placement(job: Job, images: Iterable[str], rooms: Mapping[str, HostRoom
     takes the first that works, looking at each host's domains (``host_domains``) before
     building its room. ``inactive`` lists the idle inactive domains per image, for callers
     without ``hosts``."""
-    images = tuple(images)
+    look = _Look(job, tuple(images), rooms, domains, busy, reclaimable)
+    placement = _activate(look, _activation_candidates(look, inactive, hosts, host_domains))
+    if placement is not None:
+        return placement
+    if not policy.dynamic_boot or boots_left <= 0:
+        return None
+    best = _best_boot(look, flavors, policy, rooms.keys() if hosts is None else hosts)
+    return None if best is None else _boot(look, best, now)
 
-    def idle_active(r: HostRoom) -> list[Domain]:
-        return [domains[n] for n in r.domains if domains[n].state.active and not busy(n)
-                and reclaimable(domains[n])]
 
-    def room_with_switch(r: HostRoom, cores: int, memory: int) -> list[Domain] | None:
+@attrs.frozen(slots=True)
+class _Look:
+    """What one placement looks at: the job, its images and the cycle's view of domains."""
+
+    job: Job
+    images: tuple[str, ...]
+    rooms: Mapping[str, HostRoom]
+    domains: Mapping[str, Domain]
+    busy: Callable[[str], bool]
+    reclaimable: Callable[[Domain], bool]
+
+    def idle_active(self, r: HostRoom) -> list[Domain]:
+        domains = self.domains
+        return [domains[n] for n in r.domains if domains[n].state.active and not self.busy(n)
+                and self.reclaimable(domains[n])]
+
+    def room_with_switch(self, r: HostRoom, cores: int, memory: int) -> list[Domain] | None:
+        """The idle active domains to switch out so that a domain of this size fits (none
+        when it fits as it is), or None when even that is not enough."""
         if r.fits(cores, memory):
             return []
         freed: list[Domain] = []
-        for d in sorted(idle_active(r), key=lambda d: (d.cores, d.name)):
+        for d in sorted(self.idle_active(r), key=lambda d: (d.cores, d.name)):
             freed.append(d)
             if r.fits(cores, memory, freed):
                 return freed
         return None
 
-    def order(hname: str) -> tuple:
-        h = rooms[hname].host
-        owned = h.owner is not None and h.owner in (job.group, job.vo)
+    def owned(self, h: Host) -> bool:
+        return h.owner is not None and h.owner in (self.job.group, self.job.vo)
+
+    def order(self, hname: str) -> tuple:
+        h = self.rooms[hname].host
+        owned = self.owned(h)
         return (not owned, h.owner is not None and not owned, hname)
 
-    # 1. activate an idle inactive domain of a usable image (``inactive``, when given, lists
-    # such domains per image, so only their hosts are looked at)
-    def could_activate(n: str) -> bool:
-        d = domains.get(n)
-        return d is not None and d.image in images and d.state in (DomainState.OCCUPIED, DomainState.SUSPENDED) \
-            and not busy(n) and d.cores >= job.cores and d.memory_mb >= job.memory_mb
+    def could_activate(self, n: str) -> bool:
+        d = self.domains.get(n)
+        return d is not None and self.could_take(d)
 
+    def could_take(self, d: Domain) -> bool:
+        """An idle inactive domain of a usable image, big enough for the job."""
+        return d.image in self.images and d.state in (DomainState.OCCUPIED, DomainState.SUSPENDED) \
+            and not self.busy(d.name) and d.cores >= self.job.cores and d.memory_mb >= self.job.memory_mb
+
+
+def _activation_candidates(look: _Look, inactive: Mapping[str, Iterable[str]] | None,
+                           hosts: Sequence[str] | None,
+                           host_domains: Mapping[str, Sequence[str]] | None) -> Iterable[str]:
+    """The hosts where an idle inactive domain of a usable image could be activated, in
+    the order activation prefers them (``inactive``, when given, lists such domains per
+    image, so only their hosts are looked at)."""
+    rooms, domains = look.rooms, look.domains
     if hosts is not None:
         # Lazily, in order: the first host that works is the answer, and a host whose
         # domains could not take the job costs no room.
         listed = host_domains if host_domains is not None else {}
-        candidates: Iterable[str] = (h for h in hosts
-                                     if any(could_activate(n) for n in listed.get(h) or rooms[h].domains))
-    elif inactive is not None:
+        return (h for h in hosts if any(look.could_activate(n) for n in listed.get(h) or rooms[h].domains))
+    if inactive is not None:
         # Only hosts with a domain that could take the job, checked before any room is built.
-        candidates = sorted({domains[n].host for img in images for n in inactive.get(img, ())
-                             if could_activate(n) and domains[n].host in rooms}, key=order)
-    else:
-        candidates = sorted(rooms, key=order)
+        return sorted({domains[n].host for img in look.images for n in inactive.get(img, ())
+                       if look.could_activate(n) and domains[n].host in rooms}, key=look.order)
+    return sorted(rooms, key=look.order)
+
+
+def _activate(look: _Look, candidates: Iterable[str]) -> Placement | None:
+    """Resume the first idle inactive domain of a usable image that fits, switching out
+    idle active ones on its host when the host has no room for it otherwise."""
     for hname in candidates:
-        r = rooms[hname]
+        r = look.rooms[hname]
         if not r.host.up:
             continue
         for n in r.domains:
-            d = domains[n]
-            if d.image not in images or d.state not in (DomainState.OCCUPIED, DomainState.SUSPENDED) or busy(n):
+            d = look.domains[n]
+            if not look.could_take(d):
                 continue
-            if d.cores < job.cores or d.memory_mb < job.memory_mb:
-                continue
-            freed = room_with_switch(r, d.cores, d.memory_mb)
+            freed = look.room_with_switch(r, d.cores, d.memory_mb)
             if freed is None:
                 continue
             acts: list[Action] = []
@@ -170,16 +206,21 @@ def plan_placement(job: Job, images: Iterable[str], rooms: Mapping[str, HostRoom
             r.take(d.cores, d.memory_mb)
             acts.append(ResumeDomain(d.name))
             return Placement(tuple(acts), d.name, True)
-    # 2. boot a new domain
-    if not policy.dynamic_boot or boots_left <= 0:
-        return None
+    return None
+
+
+def _best_boot(look: _Look, flavors: Mapping[str, Flavor], policy: LifecyclePolicy,
+               hosts: Iterable[str]) -> tuple | None:
+    """The best host, image and flavor for a new domain: the job's owner's hosts, then
+    nobody's, then hosts with the image cached, then the tightest fit."""
+    job, domains, busy = look.job, look.domains, look.busy
     best = None
     # The flavor depends only on the job and the host's size: a site has few host sizes and
     # many hosts, and choosing (which sorts the flavors) once per host was half a boot-heavy
     # replay's time.
     flavor_for: dict[tuple[int, int], Flavor | None] = {}
-    for hname in (rooms.keys() if hosts is None else hosts):
-        r = rooms[hname]
+    for hname in hosts:
+        r = look.rooms[hname]
         h = r.host
         if not h.up:
             continue
@@ -198,32 +239,36 @@ def plan_placement(job: Job, images: Iterable[str], rooms: Mapping[str, HostRoom
                 continue
         spare = [domains[n] for n in r.domains if domains[n].state in
                  (DomainState.DOWN, DomainState.OCCUPIED, DomainState.SUSPENDED) and not busy(n)
-                 and reclaimable(domains[n])]
+                 and look.reclaimable(domains[n])]
         need_slot = len(r.domains) >= h.max_domains
         if need_slot and not spare:
             continue
-        freed = room_with_switch(r, cores, memory)
+        freed = look.room_with_switch(r, cores, memory)
         if freed is None:
             continue
-        for image in images:       # the room a boot needs is the same whatever the image
+        owned = look.owned(h)
+        for image in look.images:       # the room a boot needs is the same whatever the image
             cached = image in h.cached_images
-            owned = h.owner is not None and h.owner in (job.group, job.vo)
             key = (not owned, h.owner is not None and not owned, not (cached or not policy.prefer_cached),
                    h.cores - r.cores - cores + sum(f.cores for f in freed), len(freed), hname, image)
             if best is None or key < best[0]:
                 best = (key, hname, image, flavor, cores, memory, freed, spare[0] if need_slot else None)
-    if best is None:
-        return None
+    return best
+
+
+def _boot(look: _Look, best: tuple, now: float) -> Placement:
+    """The actions of the chosen boot, with the host's room updated for them: a spare
+    domain shut down when the host has no slot left, idle ones switched out, the boot."""
     _, hname, image, flavor, cores, memory, freed, evict = best
-    r = rooms[hname]
-    acts = []
+    r = look.rooms[hname]
+    acts: list[Action] = []
     if evict is not None:
         acts.append(ShutdownDomain(evict.name))
         r.domains.remove(evict.name)
     for f in freed:
         acts.append(SuspendDomain(f.name))
         r.give(f)
-    name = _new_name(hname, image, domains, r.domains)
+    name = _new_name(hname, image, look.domains, r.domains)
     r.take(cores, memory)
     r.domains.append(name)
     acts.append(BootDomain(name, hname, image, flavor.name, cores, memory))
