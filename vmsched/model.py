@@ -235,11 +235,23 @@ class Flavor:
     disk_gb_per_core: int = attrs.field(default=50, validator=_nonneg_int)
 
     def size_on(self, host: "Host") -> tuple[int, int]:
-        """(cores, memory_mb) this flavor takes on ``host``; whole-node flavors scale to it."""
+        """(cores, memory_mb) this flavor takes on ``host`` when nothing else holds it: the
+        most it can ever give there (whole-node flavors scale to the host), which is what a
+        job's "never" verdict compares with."""
         if self.whole_node is None:
             return self.cores, self.memory_mb
         cores = host.cores
         return cores, min(host.memory_mb, cores * self.memory_mb_per_core)
+
+    def size_in(self, host: "Host", used_cores: int, used_memory_mb: int) -> tuple[int, int]:
+        """(cores, memory_mb) this flavor takes on ``host`` while its active domains hold
+        ``used_cores`` and ``used_memory_mb``. Only "soft" depends on it: it takes what is
+        left, at least ``min_cores`` (so it may not fit at all); "hard" still takes the
+        whole host, which therefore has to be emptied for it, and a fixed flavor its size."""
+        if self.whole_node != "soft":
+            return self.size_on(host)
+        cores = max(self.min_cores, host.cores - used_cores)
+        return cores, min(host.memory_mb - used_memory_mb, cores * self.memory_mb_per_core)
 
 
 DEFAULT_FLAVORS: dict[str, Flavor] = {

@@ -26,7 +26,7 @@ from vmsched.model import Domain, DomainState, Flavor, Host, Job
 from vmsched.plan import Action, BootDomain, ResumeDomain, ShutdownDomain, SuspendDomain
 from vmsched.policyfile import LifecyclePolicy
 
-__all__ = ["HostRoom", "choose_flavor", "Placement", "plan_placement", "plan_idle"]
+__all__ = ["HostRoom", "flavor_choices", "choose_flavor", "Placement", "plan_placement", "plan_idle"]
 
 _ACTIVE_LIKE = (DomainState.FREE, DomainState.RUNNING, DomainState.BOOTING)
 
@@ -70,19 +70,35 @@ class HostRoom:
         self.memory -= d.memory_mb
 
 
-def choose_flavor(job: Job, flavors: Mapping[str, Flavor], host: Host) -> Flavor | None:
-    """The smallest fixed flavor the job fits; a whole-node flavor when it needs a host."""
+def flavor_choices(job: Job, flavors: Mapping[str, Flavor], host: Host) -> tuple[Flavor, ...]:
+    """The flavors worth trying for ``job`` on a host of this size, best first: the
+    smallest fixed flavor the job fits; else every whole-node flavor that could hold it on
+    the empty host, "hard" before "soft", each by name.
+
+    Which whole-node flavor a host gets depends on what it is running, so the caller tries
+    them in this order against the host's room: "hard" (the whole host, exclusive) where the
+    host can be emptied for it, that is where no work runs in its active domains; else
+    "soft" (what the host has left, at least ``min_cores``). On an empty host both would
+    give the same cores, and hard wins: the admin reads an exclusive whole node, which it is.
+    """
     fixed = sorted((f for f in flavors.values() if f.whole_node is None),
                    key=lambda f: (f.cores, f.memory_mb, f.name))
     for f in fixed:
         if f.cores >= job.cores and f.memory_mb >= job.memory_mb and f.cores <= host.cores \
                 and f.memory_mb <= host.memory_mb:
-            return f
+            return (f,)
+    out = []
     for f in sorted((f for f in flavors.values() if f.whole_node), key=lambda f: (f.whole_node != "hard", f.name)):
         c, m = f.size_on(host)
         if c >= job.cores and m >= job.memory_mb and c >= f.min_cores:
-            return f
-    return None
+            out.append(f)
+    return tuple(out)
+
+
+def choose_flavor(job: Job, flavors: Mapping[str, Flavor], host: Host) -> Flavor | None:
+    """The flavor ``job`` gets on ``host`` when nothing else holds it (see :func:`flavor_choices`)."""
+    choices = flavor_choices(job, flavors, host)
+    return choices[0] if choices else None
 
 
 @attrs.frozen(slots=True)
@@ -215,37 +231,31 @@ def _best_boot(look: _Look, flavors: Mapping[str, Flavor], policy: LifecyclePoli
     nobody's, then hosts with the image cached, then the tightest fit."""
     job, domains, busy = look.job, look.domains, look.busy
     best = None
-    # The flavor depends only on the job and the host's size: a site has few host sizes and
-    # many hosts, and choosing (which sorts the flavors) once per host was half a boot-heavy
-    # replay's time.
-    flavor_for: dict[tuple[int, int], Flavor | None] = {}
+    # The flavors worth trying depend only on the job and the host's size: a site has few
+    # host sizes and many hosts, and choosing (which sorts the flavors) once per host was
+    # half a boot-heavy replay's time.
+    choices_for: dict[tuple[int, int], tuple[Flavor, ...]] = {}
     for hname in hosts:
         r = look.rooms[hname]
         h = r.host
         if not h.up:
             continue
         size = (h.cores, h.memory_mb)
-        if size not in flavor_for:
-            flavor_for[size] = choose_flavor(job, flavors, h)
-        flavor = flavor_for[size]
-        if flavor is None:
+        choices = choices_for.get(size)
+        if choices is None:
+            choices = choices_for[size] = flavor_choices(job, flavors, h)
+        if not choices:
             continue
-        cores, memory = flavor.size_on(h)
-        # Whole-node "soft" takes what the host has left, at least min_cores.
-        if flavor.whole_node == "soft":
-            cores = max(flavor.min_cores, h.cores - r.cores)
-            memory = min(h.memory_mb - r.memory, cores * flavor.memory_mb_per_core)
-            if cores < job.cores or memory < job.memory_mb:
-                continue
         spare = [domains[n] for n in r.domains if domains[n].state in
                  (DomainState.DOWN, DomainState.OCCUPIED, DomainState.SUSPENDED) and not busy(n)
                  and look.reclaimable(domains[n])]
         need_slot = len(r.domains) >= h.max_domains
         if need_slot and not spare:
             continue
-        freed = look.room_with_switch(r, cores, memory)
-        if freed is None:
+        fit = _first_fit(look, r, choices)
+        if fit is None:
             continue
+        flavor, cores, memory, freed = fit
         owned = look.owned(h)
         for image in look.images:       # the room a boot needs is the same whatever the image
             cached = image in h.cached_images
@@ -254,6 +264,20 @@ def _best_boot(look: _Look, flavors: Mapping[str, Flavor], policy: LifecyclePoli
             if best is None or key < best[0]:
                 best = (key, hname, image, flavor, cores, memory, freed, spare[0] if need_slot else None)
     return best
+
+
+def _first_fit(look: _Look, r: HostRoom, choices: tuple[Flavor, ...]) -> tuple | None:
+    """The first of ``choices`` that holds the job on this host as its room stands (idle
+    active domains switched out if need be): (flavor, cores, memory, domains to switch out)."""
+    job = look.job
+    for flavor in choices:
+        cores, memory = flavor.size_in(r.host, r.cores, r.memory)
+        if cores < job.cores or memory < job.memory_mb:
+            continue
+        freed = look.room_with_switch(r, cores, memory)
+        if freed is not None:
+            return flavor, cores, memory, freed
+    return None
 
 
 def _boot(look: _Look, best: tuple, now: float) -> Placement:

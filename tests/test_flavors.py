@@ -1,0 +1,75 @@
+"""Issue 9: flavors as WNoDeS used them: whole-node hard and soft, disk, and jobs naming one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vmsched.cycle import Scheduler
+from vmsched.matching import PyEngine
+from vmsched.model import DEFAULT_FLAVORS, Domain, DomainState, Host, Job, JobState, Snapshot
+from vmsched.policyfile import load_policy
+from vmsched.usage import UsageStore
+
+EX = Path(__file__).resolve().parents[1] / "vmsched" / "examples"
+
+
+def sched(policy):
+    return Scheduler(policy, engine=PyEngine(), store=UsageStore(":memory:"))
+
+
+def job(jid, cores, mem, t=5.0, **kw):
+    return Job(jid, "u", "tier1", "tier1", "tier1", cores, mem, 3600, t, **kw)
+
+
+def busy_hosts(p, n=2, cores=4, mem=7168):
+    """``n`` WNoDeS tier-1 hosts (16 cores, 32 GB), each running one job in a domain of ``cores``."""
+    hosts = p.hosts[:n]
+    doms = [Domain(f"{h.name}-x", h.name, "sl6-tier1", "large", DomainState.RUNNING, cores, mem) for h in hosts]
+    jobs = [job(f"r{i}", cores, mem - 168, t=0.0, state=JobState.RUNNING, domain=d.name, start_time=1.0)
+            for i, d in enumerate(doms)]
+    return hosts, doms, jobs
+
+
+def boots(plan):
+    return [a for a in plan.actions if a.verb == "boot"]
+
+
+# ----------------------------------------------------------------------------- whole-node hard and soft
+
+def test_a_host_with_busy_cores_gets_a_soft_domain_of_what_it_has_left():
+    """12 cores and 20,000 MB on 16-core hosts with 4 cores busy: hard cannot have the host,
+    soft takes the 12 cores left (12 x 1,740 = 20,880 MB). It got no boot at all, and the
+    reason 'full (per-domain job cap)'."""
+    p = load_policy(EX / "wnodes.toml")
+    hosts, doms, jobs = busy_hosts(p)
+    plan = sched(p).on_cycle(Snapshot(10.0, hosts, doms, jobs + [job("big", 12, 20000)]))
+    [b] = boots(plan)
+    assert p.flavors[b.flavor].whole_node == "soft"
+    assert (b.cores, b.memory_mb) == (12, 20880)
+    assert plan.reason("big").text.startswith("bound to domain")
+
+
+def test_on_an_empty_host_hard_wins_and_takes_the_whole_host():
+    p = load_policy(EX / "wnodes.toml")
+    plan = sched(p).on_cycle(Snapshot(10.0, p.hosts[:1], (), [job("big", 12, 20000)]))
+    [b] = boots(plan)
+    assert p.flavors[b.flavor].whole_node == "hard"
+    assert (b.cores, b.memory_mb) == (16, 16 * 1740)
+
+
+def test_soft_below_its_minimum_is_not_booted():
+    """whole-soft needs 4 cores: a host with 3 left has no room for it, so the job waits."""
+    p = load_policy(EX / "wnodes.toml")
+    hosts, doms, jobs = busy_hosts(p, cores=13, mem=10000)
+    plan = sched(p).on_cycle(Snapshot(10.0, hosts, doms, jobs + [job("mid", 3, 20000)]))
+    assert not boots(plan)
+
+
+def test_size_in_soft_is_what_is_left_hard_and_fixed_do_not_shrink():
+    h = Host("h", 16, 32768)
+    soft, hard, large = DEFAULT_FLAVORS["whole-soft"], DEFAULT_FLAVORS["whole-hard"], DEFAULT_FLAVORS["large"]
+    assert soft.size_in(h, 4, 7168) == (12, 12 * 1740)
+    assert soft.size_in(h, 14, 1000) == (4, 4 * 1740)          # at least min_cores: it will not fit
+    assert soft.size_in(h, 4, 30000) == (12, 32768 - 30000)    # memory left is the bound
+    assert soft.size_on(h) == soft.size_in(h, 0, 0) == hard.size_in(h, 4, 7168) == (16, 16 * 1740)
+    assert large.size_in(h, 15, 30000) == (4, 7168)
