@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import attrs
+
 from vmsched.cycle import Scheduler
 from vmsched.matching import PyEngine
 from vmsched.model import DEFAULT_FLAVORS, Domain, DomainState, Host, Job, JobState, Snapshot
-from vmsched.policyfile import load_policy
+from vmsched.policyfile import load_policy, parse_policy
 from vmsched.usage import UsageStore
 
 EX = Path(__file__).resolve().parents[1] / "vmsched" / "examples"
@@ -73,3 +75,62 @@ def test_size_in_soft_is_what_is_left_hard_and_fixed_do_not_shrink():
     assert soft.size_in(h, 4, 30000) == (12, 32768 - 30000)    # memory left is the bound
     assert soft.size_on(h) == soft.size_in(h, 0, 0) == hard.size_in(h, 4, 7168) == (16, 16 * 1740)
     assert large.size_in(h, 15, 30000) == (4, 7168)
+
+
+# ----------------------------------------------------------------------------- disk
+
+DISK_POLICY = """
+[site]
+name = "t"
+[[images]]
+name = "sl6"
+vos = ["v"]
+[[queues]]
+name = "q"
+[[hosts]]
+name = "wn1"
+cores = 16
+memory = "32gb"
+disk = "500gb"
+[[hosts]]
+name = "wn2"
+cores = 16
+memory = "32gb"
+disk = "1tb"
+"""
+
+
+def test_a_flavor_is_booted_only_where_its_disk_fits_beside_the_domains_there():
+    """wn1 has 500 GB and holds a large domain (200 GB): an xl (400 GB) goes to wn2, though
+    wn1 is the tighter fit by cores."""
+    p = parse_policy(DISK_POLICY, "t.toml")
+    held = Domain("wn1-sl6-9", "wn1", "sl6", "large", DomainState.RUNNING, 4, 7168)
+    running = Job("r", "u", "v", "v", "q", 4, 7000, 3600, 0.0, state=JobState.RUNNING, domain=held.name,
+                  start_time=1.0)
+    plan = sched(p).on_cycle(Snapshot(10.0, p.hosts, (held,), (running, Job("x", "u", "v", "v", "q", 8, 14000,
+                                                                            3600, 5.0))))
+    [b] = boots(plan)
+    assert (b.flavor, b.host) == ("xl", "wn2")
+
+
+def test_whole_node_disk_scales_with_its_cores():
+    """whole-hard on 16 cores takes 800 GB: only wn2 (1 TB) can have it; soft on wn1 with 4
+    cores busy would take 12 x 50 = 600 GB, still more than wn1's 500 GB minus 200."""
+    p = parse_policy(DISK_POLICY, "t.toml")
+    held = Domain("wn1-sl6-9", "wn1", "sl6", "large", DomainState.RUNNING, 4, 7168)
+    running = Job("r", "u", "v", "v", "q", 4, 7000, 3600, 0.0, state=JobState.RUNNING, domain=held.name,
+                  start_time=1.0)
+    big = Job("big", "u", "v", "v", "q", 12, 20000, 3600, 5.0)
+    plan = sched(p).on_cycle(Snapshot(10.0, p.hosts, (held,), (running, big)))
+    [b] = boots(plan)
+    assert b.host == "wn2" and (b.cores, b.memory_mb) == (16, 16 * 1740)
+    alone = attrs.evolve(p, hosts=p.hosts[:1])
+    plan = sched(alone).on_cycle(Snapshot(10.0, alone.hosts, (held,), (running, big)))
+    assert not boots(plan)
+
+
+def test_unknown_disk_is_unchecked():
+    p = parse_policy(DISK_POLICY.replace('disk = "500gb"\n', "").replace('disk = "1tb"\n', ""), "t.toml")
+    assert all(h.disk_gb is None for h in p.hosts)
+    plan = sched(p).on_cycle(Snapshot(10.0, p.hosts, (), (Job("big", "u", "v", "v", "q", 16, 20000, 3600, 5.0),)))
+    assert len(boots(plan)) == 1

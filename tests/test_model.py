@@ -67,6 +67,16 @@ def test_host_from_pbsnodes():
         Host.from_pbs("wn03", {"np": "eight", "resources_available.mem": "1gb"})
 
 
+def test_host_disk_from_pbsnodes_is_optional_and_strict():
+    """A site that defines the host resource ``disk`` gets it checked; others leave it unknown."""
+    base = {"np": "8", "resources_available.mem": "16gb"}
+    assert Host.from_pbs("wn01", base).disk_gb is None
+    assert Host.from_pbs("wn01", dict(base, **{"resources_available.disk": "500gb"})).disk_gb == 500
+    with pytest.raises(ModelError) as e:
+        Host.from_pbs("wn04", dict(base, **{"resources_available.disk": "big"}))
+    assert e.value.first() == "node wn04: resources_available.disk: expected a size like 1700mb or 2gb, got 'big'"
+
+
 @pytest.mark.parametrize("text,mb", [("1700mb", 1700), ("2gb", 2048), ("512kb", 1), ("1048576", 1),
                                      ("1048577b", 2), ("1mw", 8), ("1tb", 1048576)])
 def test_sizes(text, mb):
@@ -129,3 +139,12 @@ def test_snapshot_json_errors_name_place(tmp_path):
 def test_snapshot_rejects_dangling_references():
     with pytest.raises(ModelError, match="job 1: domain nowhere is not in the snapshot"):
         Snapshot(0, [], [], [Job("1", "u", "g", "v", "q", 1, 1, 1, 0.0, state="R", domain="nowhere")])
+
+
+def test_snapshot_host_disk_is_unknown_or_a_whole_number_of_gb():
+    host = {"name": "wn01", "cores": 8, "memory_mb": 16384}
+    assert Snapshot.from_json({"time": 1.0, "hosts": [host]}).hosts[0].disk_gb is None
+    assert Snapshot.from_json({"time": 1.0, "hosts": [dict(host, disk_gb=None)]}).hosts[0].disk_gb is None
+    with pytest.raises(ModelError) as e:
+        Snapshot.from_json({"time": 1.0, "hosts": [dict(host, disk_gb="500gb")]}, source="s.json")
+    assert e.value.first() == "s.json: hosts[0]: disk_gb must be a whole number >= 0, got '500gb'"

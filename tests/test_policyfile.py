@@ -66,6 +66,19 @@ BAD = {
                        "charged to a job's VO, group and user), got 4 levels in 'a/b/c/d'"),
     "bookkeeping-unknown": (MINIMAL + '[fairshare]\nbookkeeping = "maui"\n',
                             ':7: fairshare.bookkeeping: expected "vmsched" or "openpbs", got \'maui\''),
+    "host-disk-not-a-size": (MINIMAL + '[[hosts]]\nname = "h1"\ncores = 4\nmemory = "8gb"\ndisk = "lots"\n',
+                             ":10: hosts[0].disk: expected a size like 1700mb or 2gb, got 'lots'"),
+    "host-disk-negative": (MINIMAL + '[[hosts]]\nname = "h1"\ncores = 4\nmemory = "8gb"\ndisk = -1\n',
+                           ":10: hosts[0].disk: expected a disk size >= 0, got -1"),
+    "flavor-disk-wrong-type": (MINIMAL + '[[flavors]]\nname = "f"\ncores = 1\nmemory = "1gb"\ndisk = 1.5\n',
+                               ':10: flavors[0].disk: expected a disk size like "500gb" or a number of GB, got a float'),
+    "flavor-disk-fits-no-host": (MINIMAL + '[[flavors]]\nname = "big"\ncores = 1\nmemory = "1gb"\ndisk = "2tb"\n'
+                                 '[[hosts]]\nname = "h[1-2]"\ncores = 4\nmemory = "8gb"\ndisk = "500gb"\n',
+                                 ":10: flavors[0].disk: flavor 'big' needs 2048 GB of disk, no host has that much "
+                                 "(the most: 500 GB)"),
+    "host-domains-disk": (MINIMAL + '[[hosts]]\nname = "h1"\ncores = 16\nmemory = "32gb"\ndisk = "500gb"\n'
+                          'domains = [ { image = "i", flavor = "whole-hard" } ]\n[[images]]\nname = "i"\nvos = ["v"]\n',
+                          ":10: hosts[0].disk: its domains take 800 GB of disk, the host has 500 GB"),
     "unknown-image-in-host": (MINIMAL + '[[hosts]]\nname = "h1"\ncores = 4\nmemory = "8gb"\n'
                               'domains = [ { image = "ghost", flavor = "small" } ]\n',
                               "hosts[0].domains[0].image: image 'ghost' is not defined"),

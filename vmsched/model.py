@@ -145,6 +145,11 @@ def _opt_name(inst, attribute, value):
         _name(inst, attribute, value)
 
 
+def _opt_nonneg_int(inst, attribute, value):
+    if value is not None:
+        _nonneg_int(inst, attribute, value)
+
+
 # --------------------------------------------------------------------------- PBS value parsers
 
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmgtp]?)(b|w)?\s*$", re.IGNORECASE)
@@ -253,6 +258,11 @@ class Flavor:
         cores = max(self.min_cores, host.cores - used_cores)
         return cores, min(host.memory_mb - used_memory_mb, cores * self.memory_mb_per_core)
 
+    def disk_for(self, cores: int) -> int:
+        """GB of disk a domain of this flavor with ``cores`` cores holds on its host: a fixed
+        flavor its own, a whole-node one ``disk_gb_per_core`` per core (WNoDeS: 50 GB)."""
+        return self.disk_gb if self.whole_node is None else cores * self.disk_gb_per_core
+
 
 DEFAULT_FLAVORS: dict[str, Flavor] = {
     f.name: f
@@ -283,13 +293,15 @@ class Host:
     """A physical hypervisor. ``max_active`` caps domains holding CPU at once (1 in Magrathea).
 
     ``owner`` is the group that paid for it (a Tier-3): others borrow it only while the
-    owner leaves it idle, and the owner reclaims it by preemption.
+    owner leaves it idle, and the owner reclaims it by preemption. ``disk_gb`` is what its domains' disks may take
+    together; None (unknown, the default) leaves disk unchecked: a server that does not report
+    disk must not make every host look full.
     """
 
     name: str = attrs.field(validator=_name)
     cores: int = attrs.field(validator=_pos_cores)
     memory_mb: int = attrs.field(validator=_pos_memory)
-    disk_gb: int = attrs.field(default=1000, validator=_nonneg_int)
+    disk_gb: int | None = attrs.field(default=None, validator=_opt_nonneg_int)
     features: frozenset[str] = attrs.field(factory=frozenset, converter=frozenset, validator=_names)
     owner: str | None = attrs.field(default=None, validator=_opt_name)
     max_active: int = attrs.field(default=1, validator=_pos_int)
@@ -300,7 +312,8 @@ class Host:
     @classmethod
     def from_pbs(cls, name: str, attributes: Mapping[str, str], *, max_active: int = 1) -> "Host":
         """A host from ``pbsnodes`` attributes (``np`` or ``resources_available.ncpus``, ``mem``,
-        ``properties``, ``state``)."""
+        ``properties``, ``state``, and ``resources_available.disk`` where the site defines
+        that host resource: the disk its domains may take, e.g. ``500gb``)."""
         problems: list[str] = []
         where = f"node {name}"
 
@@ -327,6 +340,13 @@ class Host:
                 memory = parse_size_mb(v)
             except ValueError as e:
                 problems.append(f"{where}: {k}: {e}")
+        disk = None
+        k, v = get("resources_available.disk")
+        if k is not None:
+            try:
+                disk = parse_size_mb(v) // 1024
+            except ValueError as e:
+                problems.append(f"{where}: {k}: {e}")
         features = frozenset(p for p in str(attributes.get("properties", "")).split(",") if p)
         bad = [f for f in features if not _NAME_RE.match(f)]
         if bad:
@@ -337,7 +357,7 @@ class Host:
         if problems:
             raise ModelError(problems)
         try:
-            return cls(name, cores, memory, features=features, owner=owner, max_active=max_active,
+            return cls(name, cores, memory, disk, features=features, owner=owner, max_active=max_active,
                        cached_images=cached, up=not any(s in state for s in ("down", "offline", "unknown")))
         except (ValueError, TypeError) as e:
             raise ModelError([f"{where}: {e}"]) from None

@@ -390,9 +390,25 @@ def _c_size(v):
     raise ValueError(f"expected a size like \"1700mb\" or a number of MB, got {_tname(v)}")
 
 
+def _c_disk(round_up: bool):
+    """A disk size in GB: a whole number of GB, or a size like "500gb" or "2tb". A flavor's
+    disk is rounded up (it needs all of it), a host's down (it has only whole GB)."""
+    def conv(v):
+        if isinstance(v, bool) or not isinstance(v, (int, str)):
+            raise ValueError(f"expected a disk size like \"500gb\" or a number of GB, got {_tname(v)} {v!r}")
+        if isinstance(v, int):
+            if v < 0:
+                raise ValueError(f"expected a disk size >= 0, got {v!r}")
+            return v
+        mb = parse_size_mb(v)
+        return -(-mb // 1024) if round_up else mb // 1024
+    return conv
+
+
 _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "int": _c_int, "num": _c_num, "str": _c_str, "bool": _c_bool, "strs": _c_strs,
     "duration": _c_duration, "size": _c_size, "any": lambda v: v,
+    "flavor_disk": _c_disk(round_up=True), "host_disk": _c_disk(round_up=False),
 }
 
 _NAME = re.compile(r"^[A-Za-z0-9_.@+\-]+$")
@@ -472,7 +488,7 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
                    check=lambda v: None if v in ("hard", "soft") else f"expected \"hard\" or \"soft\", got {v!r}")
         cores = r.get(f, "cores", p, "int", 0 if wn else None, required=wn is None, check=_at_least(0))
         mem = r.get(f, "memory", p, "size", 0 if wn else None, required=wn is None)
-        disk = r.get(f, "disk", p, "int", 0, check=_at_least(0))
+        disk = r.get(f, "disk", p, "flavor_disk", 0)
         minc = r.get(f, "min_cores", p, "int", 1, check=_at_least(1))
         if name and cores is not None and mem is not None:
             if name in flavors and name not in DEFAULT_FLAVORS:
@@ -567,7 +583,7 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
         pattern = r.get(h, "name", p, "str", required=True)
         cores = r.get(h, "cores", p, "int", None, required=True, check=_at_least(1))
         mem = r.get(h, "memory", p, "size", None, required=True)
-        disk = r.get(h, "disk", p, "int", 1000, check=_at_least(0))
+        disk = r.get(h, "disk", p, "host_disk", None)
         feats = r.get(h, "features", p, "strs", ())
         owner = r.get(h, "owner", p, "str", None, check=_is_name)
         max_active = r.get(h, "max_active", p, "int", 1, check=_at_least(1))
@@ -596,6 +612,11 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
                                                 f"({cores} cores, {mem} MB)")
                 else:
                     templates.append((im, fl, n))
+        if disk is not None and cores is not None and templates:
+            held = sum(flavors[fl].disk_for(cores if flavors[fl].whole_node else flavors[fl].cores) * n
+                       for _, fl, n in templates)
+            if held > disk:
+                r.problem(p + ("disk",), f"its domains take {held} GB of disk, the host has {disk} GB")
         for c in cached or ():
             if c not in images:
                 r.problem(p + ("cached_images",), f"image {c!r} is not defined in [[images]]")
@@ -612,7 +633,7 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
                 break
             seen_hosts.add(n)
             try:
-                hosts.append(Host(n, cores, mem, disk or 0, frozenset(feats or ()), owner, max_active or 1,
+                hosts.append(Host(n, cores, mem, disk, frozenset(feats or ()), owner, max_active or 1,
                                   max_domains or 4, frozenset(cached or ())))
             except (ValueError, TypeError) as e:
                 r.problem(p, str(e))
@@ -621,6 +642,8 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
                 domain_templates.append((n, im, fl, cnt))
         if sum(c for _, _, c in templates) > (max_domains or 4):
             r.problem(p + ("domains",), f"more domains than max_domains = {max_domains}")
+
+    _check_flavor_disks(r, data.get("flavors"), flavors, hosts)
 
     fs = r.table(data.get("fairshare"), ("fairshare",),
                  {"half_life", "usage", "floor", "default_share", "share", "store", "memory_per_core",
@@ -756,6 +779,22 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
     return Policy(source, site_name or "site", flavors, images, tuple(hosts), queues, default_queue, weights,
                   fairshare, preemption, lifecycle, interval, max_starts, engine, plugins, trace,
                   tuple(domain_templates))
+
+
+def _check_flavor_disks(r: _Reader, tables: Any, flavors: Mapping[str, Flavor], hosts: list[Host]) -> None:
+    """A flavor of the file whose disk no host has could never be booted: said here rather
+    than found out as jobs that wait for ever. Only where every host's disk is known."""
+    if not hosts or any(h.disk_gb is None for h in hosts) or not isinstance(tables, list):
+        return
+    for i, t in enumerate(tables):
+        f = flavors.get(t.get("name")) if isinstance(t, dict) and isinstance(t.get("name"), str) else None
+        if f is None:
+            continue
+        need = min(f.disk_for(f.size_on(h)[0]) for h in hosts)
+        if not any(f.disk_for(f.size_on(h)[0]) <= h.disk_gb for h in hosts):
+            most = max(h.disk_gb for h in hosts)
+            r.problem(("flavors", i, "disk" if "disk" in t else "name"),
+                      f"flavor {f.name!r} needs {need} GB of disk, no host has that much (the most: {most} GB)")
 
 
 _SHARE_PATH = "expected a path vo, vo/group or vo/group/user"

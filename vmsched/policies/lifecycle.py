@@ -252,7 +252,9 @@ def _best_boot(look: _Look, flavors: Mapping[str, Flavor], policy: LifecyclePoli
         need_slot = len(r.domains) >= h.max_domains
         if need_slot and not spare:
             continue
-        fit = _first_fit(look, r, choices)
+        disk = None if h.disk_gb is None else \
+            h.disk_gb - _disk_held(r, look.domains, flavors, spare[0].name if need_slot else None)
+        fit = _first_fit(look, r, choices, disk)
         if fit is None:
             continue
         flavor, cores, memory, freed = fit
@@ -266,13 +268,30 @@ def _best_boot(look: _Look, flavors: Mapping[str, Flavor], policy: LifecyclePoli
     return best
 
 
-def _first_fit(look: _Look, r: HostRoom, choices: tuple[Flavor, ...]) -> tuple | None:
+def _disk_held(r: HostRoom, domains: Mapping[str, Domain], flavors: Mapping[str, Flavor],
+               evicted: str | None) -> int:
+    """GB of disk the host's domains hold, whatever their state (a suspended or shut-off
+    domain keeps its disk), but for the one the boot will shut down. A domain of a flavor
+    the policy does not know holds none that vmsched can tell."""
+    held = 0
+    for n in r.domains:
+        d = domains.get(n)
+        f = flavors.get(d.flavor) if d is not None and n != evicted else None
+        if f is not None:
+            held += f.disk_for(d.cores)
+    return held
+
+
+def _first_fit(look: _Look, r: HostRoom, choices: tuple[Flavor, ...], disk: int | None) -> tuple | None:
     """The first of ``choices`` that holds the job on this host as its room stands (idle
-    active domains switched out if need be): (flavor, cores, memory, domains to switch out)."""
+    active domains switched out if need be) and whose disk fits what the host has left
+    (``disk`` GB; None: unknown, unchecked): (flavor, cores, memory, domains to switch out)."""
     job = look.job
     for flavor in choices:
         cores, memory = flavor.size_in(r.host, r.cores, r.memory)
         if cores < job.cores or memory < job.memory_mb:
+            continue
+        if disk is not None and flavor.disk_for(cores) > disk:
             continue
         freed = look.room_with_switch(r, cores, memory)
         if freed is not None:
