@@ -9,6 +9,7 @@ import attrs
 from vmsched.cycle import Scheduler
 from vmsched.matching import PyEngine
 from vmsched.model import DEFAULT_FLAVORS, Domain, DomainState, Host, Job, JobState, Snapshot
+from vmsched.plan import Verdict
 from vmsched.policyfile import load_policy, parse_policy
 from vmsched.usage import UsageStore
 
@@ -134,3 +135,72 @@ def test_unknown_disk_is_unchecked():
     assert all(h.disk_gb is None for h in p.hosts)
     plan = sched(p).on_cycle(Snapshot(10.0, p.hosts, (), (Job("big", "u", "v", "v", "q", 16, 20000, 3600, 5.0),)))
     assert len(boots(plan)) == 1
+
+
+# ----------------------------------------------------------------------------- a job naming a flavor
+
+def free(p, name, flavor, cores, mem, host=0):
+    h = p.hosts[host]
+    return Domain(f"{h.name}-{name}", h.name, "sl6-tier1", flavor, DomainState.FREE, cores, mem)
+
+
+def test_a_job_naming_a_flavor_runs_in_a_domain_of_it_not_in_a_tighter_one():
+    p = load_policy(EX / "wnodes.toml")
+    doms = (free(p, "l", "large", 4, 7168), free(p, "x", "xl", 8, 14336))
+    plan = sched(p).on_cycle(Snapshot(10.0, p.hosts[:1], doms, (job("wants-xl", 2, 2000, flavor="xl"),
+                                                                 job("any", 2, 2000, t=6.0))))
+    runs = {a.job: a.domain for a in plan.actions if a.verb == "run"}
+    assert runs == {"wants-xl": doms[1].name, "any": doms[0].name}
+
+
+def test_a_free_domain_of_another_flavor_is_not_used_a_domain_of_its_own_is_booted():
+    p = load_policy(EX / "wnodes.toml")
+    doms = (free(p, "x", "xl", 8, 14336),)
+    plan = sched(p).on_cycle(Snapshot(10.0, p.hosts[:2], doms, (job("soft", 2, 2000, flavor="wn-soft"),)))
+    assert not [a for a in plan.actions if a.verb == "run"]
+    [b] = boots(plan)
+    assert b.flavor == "wn-soft" and b.cores == 8      # what the host has left beside the xl domain
+    assert plan.reason("soft").text.startswith("bound to domain")
+
+
+def test_a_flavor_the_policy_lacks_is_never_and_named():
+    p = load_policy(EX / "wnodes.toml")
+    plan = sched(p).on_cycle(Snapshot(10.0, p.hosts[:1], (), (job("odd", 1, 1000, flavor="jumbo"),)))
+    why = plan.reason("odd")
+    assert why.verdict is Verdict.NEVER and "flavor jumbo, which the policy does not define" in why.text
+    assert not plan.actions
+
+
+def test_a_flavor_too_small_for_the_job_is_never():
+    p = load_policy(EX / "wnodes.toml")
+    plan = sched(p).on_cycle(Snapshot(10.0, p.hosts[:1], (), (job("big", 8, 8000, flavor="small"),)))
+    assert str(plan.reason("big")) == ("never: asks for 8 cores and 8000 MB in flavor small, which gives at most "
+                                       "1 cores and 1740 MB on these hosts")
+
+
+def test_whole_node_as_openpbs_writes_it_boots_an_exclusive_whole_node():
+    p = load_policy(EX / "wnodes.toml")
+    j = Job.from_pbs("7.srv", {"Job_Owner": "u@ui", "egroup": "tier1", "queue": "tier1",
+                               "Resource_List.walltime": "1:00:00", "Resource_List.ncpus": "2",
+                               "Resource_List.mem": "2gb", "Resource_List.place": "excl", "qtime": "5"})
+    plan = sched(p).on_cycle(Snapshot(10.0, p.hosts[:1], (free(p, "x", "xl", 8, 14336),), (j,)))
+    assert not [a for a in plan.actions if a.verb == "run"]
+    # the xl domain is idle: it is switched out for the whole node
+    assert [a.verb for a in plan.actions] == ["suspend-domain", "boot", "bind"]
+    [b] = boots(plan)
+    assert (b.flavor, b.cores) == ("whole-hard", 16)
+
+
+def test_flavor_jobs_decide_alike_with_either_engine():
+    from vmsched import _core
+    if not _core.AVAILABLE:
+        import pytest
+        pytest.skip("C core not built")
+    p = load_policy(EX / "wnodes.toml")
+    doms = (free(p, "l", "large", 4, 7168), free(p, "x", "xl", 8, 14336), free(p, "m", "medium", 2, 3584, host=1))
+    jobs = (job("a", 2, 2000, flavor="xl"), job("b", 2, 2000, t=6.0), job("c", 1, 1000, t=7.0, flavor="medium"),
+            job("d", 12, 20000, t=8.0, flavor="wn-soft"), job("e", 1, 100, t=9.0, flavor="nope"))
+    snap = Snapshot(10.0, p.hosts[:3], doms, jobs)
+    plans = [Scheduler(p, engine=e, store=UsageStore(":memory:")).on_cycle(snap) for e in (PyEngine(), _core.CEngine())]
+    assert plans[0].actions == plans[1].actions
+    assert list(plans[0].pending) == list(plans[1].pending)

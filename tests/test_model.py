@@ -42,6 +42,10 @@ def test_running_job_and_features():
     ("Resource_List.nodes", "1:ppn=2+1:ppn=2", "one node chunk"),
     ("job_state", "Z", "job_state"),
     ("qtime", "yesterday", "qtime"),
+    ("Resource_List.flavor", "wn soft", "expected a flavor name"),
+    ("Resource_List.naccesspolicy", "mine", "expected one of shared, sharedonly, singlejob"),
+    ("Resource_List.place", "excl:nearby", "expected [free|pack|scatter|vscatter][:excl|exclhost|shared]"),
+    ("Resource_List.place", "", "Resource_List.place"),
 ])
 def test_malformed_attribute_names_job_and_attribute(key, value, expect):
     with pytest.raises(ModelError) as e:
@@ -148,3 +152,17 @@ def test_snapshot_host_disk_is_unknown_or_a_whole_number_of_gb():
     with pytest.raises(ModelError) as e:
         Snapshot.from_json({"time": 1.0, "hosts": [dict(host, disk_gb="500gb")]}, source="s.json")
     assert e.value.first() == "s.json: hosts[0]: disk_gb must be a whole number >= 0, got '500gb'"
+
+
+@pytest.mark.parametrize("extra,flavor", [
+    ({}, None),
+    ({"Resource_List.flavor": "wn-soft"}, "wn-soft"),
+    ({"Resource_List.naccesspolicy": "singlejob"}, "whole-hard"),      # Torque/Moab qsub -l naccesspolicy=
+    ({"Resource_List.naccesspolicy": "SingleUser"}, None),             # shares the node: no whole node
+    ({"Resource_List.place": "scatter:excl"}, "whole-hard"),          # OpenPBS qsub -l place=
+    ({"Resource_List.place": "exclhost"}, "whole-hard"),
+    ({"Resource_List.place": "pack:shared:group=switch"}, None),
+    ({"Resource_List.flavor": "large", "Resource_List.place": "excl"}, "large"),   # the name wins
+])
+def test_job_asks_for_a_flavor_by_name_or_a_whole_node_as_pbs_writes_it(extra, flavor):
+    assert Job.from_pbs("1.pbs", dict(QSTAT, **extra)).flavor == flavor

@@ -79,6 +79,8 @@ def mapper(trace: str):
     ('[trace]\n[[trace.map]]\nuser = 1\nclass = "vip"\n', 40, "trace.map[0].class", "not one of classes"),
     ('[trace]\n[[trace.map]]\nuser = 1\nwalltime = "soon"\n', 40, "trace.map[0].walltime", "duration"),
     ('[trace]\n[[trace.map]]\nuser = 1\n', 38, "trace.map[0]", "sets nothing"),
+    ('[trace]\n[[trace.map]]\nuser = 1\nflavor = "huge"\n', 40, "trace.map[0].flavor", "not defined in flavors"),
+    ('[trace]\n[[trace.map]]\nuser = 1\nflavor = 4\n', 40, "trace.map[0].flavor", "expected a non-empty string"),
     ('[trace]\ndefault_queue = "q"\n', 38, "trace.default_queue", "not defined in [[queues]]"),
 ])
 def test_trace_schema_errors_name_file_line_key_and_expectation(text, line, where, what):
@@ -244,3 +246,14 @@ def test_partition_hosts_gives_every_vo_a_host():
     hosts = tuple(Host(f"h{i}", 4, 4096) for i in range(3))
     split = partition_hosts(hosts, [("a", 98.0, "ia"), ("b", 1.0, "ib"), ("c", 1.0, "ic")])
     assert all(len(v) >= 1 for v in split.values())
+
+
+def test_a_map_rule_flavor_is_the_jobs_own():
+    """Issue 9: the rule's flavor is carried into the job, whole-node ones too, which then
+    run only in domains of it; a fixed one still gives the job its size."""
+    m = mapper('[trace]\n[[trace.map]]\nuser = 1\nflavor = "whole-soft"\n[[trace.map]]\nuser = 2\nflavor = "large"\n')
+    soft, large, plain = m.map(tj(job_id=1, uid=1)), m.map(tj(job_id=2, uid=2)), m.map(tj(job_id=3, uid=3))
+    assert soft.job.flavor == "whole-soft" and soft.job.cores == 1
+    assert large.job.flavor == "large" and (large.job.cores, large.job.memory_mb) == (4, 7168)
+    assert plain.job.flavor is None
+    assert dict(m.assumptions())["flavor: map rule asks for flavor 'whole-soft' (the job runs only in domains of it)"] == 1

@@ -631,8 +631,9 @@ class Cluster:
             self._next_job += 1
         rank = self.rank_of(job)
         try:
-            self.engine.add_job(h, self._job_kinds(job), job.cores, job.memory_mb, cap, rank, self._entity(job),
-                                job.submit_time)
+            # (a job naming a flavor matches no kind: the flavor-jobs phase places it)
+            self.engine.add_job(h, () if job.flavor else self._job_kinds(job), job.cores, job.memory_mb, cap,
+                                rank, self._entity(job), job.submit_time)
         except EngineError as e:
             # One job's odd values must not stop the site's cycle: it waits, with the reason.
             self._never[job.id] = f"cannot be scheduled: {e}"

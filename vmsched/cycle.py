@@ -36,6 +36,7 @@ from vmsched.policies.bound import BoundJobs
 from vmsched.policies.class_preemption import ClassPreemption
 from vmsched.policies.factors import FairShareFactors
 from vmsched.policies.fairshare import usage_amount
+from vmsched.policies.flavor_jobs import FlavorJobs
 from vmsched.policies.idle import IdleShutdown
 from vmsched.policies.image_share import ImageShare
 from vmsched.policies.match import Match
@@ -64,8 +65,9 @@ class Phase(Protocol):
 
 
 #: The order in which a cycle decides. Frozen work first gets its room back, then shares
-#: and reservations close what must stay closed, then jobs are matched into open room; what
-#: is left waiting may preempt (by class: owner reclaim and share take-back are tried for
+#: and reservations close what must stay closed, then jobs are matched into open room (jobs
+#: that named a flavor into domains of that flavor, or a boot of one); what is left waiting
+#: may preempt (by class: owner reclaim and share take-back are tried for
 #: each job that finds no victim), may move a host by share, or gets a domain activated or
 #: booted; held-back domains nobody took go back; idle domains shut down; warm pools fill;
 #: and every job still waiting gets its reason.
@@ -77,6 +79,7 @@ PHASES: tuple[Phase, ...] = (
     ReserveForPreemptors(),
     BoundJobs(),
     Match(),
+    FlavorJobs(),
     ClassPreemption(),
     SharePreemption(),
     Place(),
@@ -98,6 +101,18 @@ class Scheduler(Cluster):
         self.plugins = dict(plugins)
         self.phases = tuple(phases)
         self.last_plan: Plan | None = None
+        #: jobs that named a flavor: the flavor-jobs phase places them, and with none it
+        #: costs a cycle nothing
+        self.flavor_jobs: set[str] = set()
+
+    def set_job(self, job: Job, force: bool = False) -> None:
+        super().set_job(job, force)
+        if job.flavor is not None and job.id in self.jobs:
+            self.flavor_jobs.add(job.id)
+
+    def remove_job(self, job_id: str) -> None:
+        super().remove_job(job_id)
+        self.flavor_jobs.discard(job_id)
 
     # ------------------------------------------------------------------ the cycle API
     def on_submit(self, job: Job) -> str | None:

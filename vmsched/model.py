@@ -21,7 +21,7 @@ import attrs
 __all__ = [
     "DomainState", "JobState", "QueueKind", "ModelError",
     "Flavor", "Image", "Host", "Domain", "Job", "Queue", "Limits", "Snapshot",
-    "DEFAULT_FLAVORS", "parse_size_mb", "parse_duration", "parse_nodes",
+    "DEFAULT_FLAVORS", "WHOLE_NODE_FLAVOR", "parse_size_mb", "parse_duration", "parse_nodes",
 ]
 
 
@@ -431,7 +431,9 @@ class Domain:
 @attrs.frozen(slots=True)
 class Job:
     """A batch job. ``vo`` defaults to the PBS ``egroup``; ``image`` is set only when the user
-    asked for one; otherwise any image of the job's VO will do."""
+    asked for one; otherwise any image of the job's VO will do. ``flavor``, likewise, only
+    when the job asked for one by name or asked for a whole node (WNoDeS users did): it then
+    runs only in a domain of that flavor."""
 
     id: str = attrs.field(validator=_name)
     user: str = attrs.field(validator=_name)
@@ -449,6 +451,7 @@ class Job:
     domain: str | None = attrs.field(default=None, validator=_opt_name)
     start_time: float | None = attrs.field(default=None, validator=_opt_time)
     features: frozenset[str] = attrs.field(factory=frozenset, converter=frozenset, validator=_names)
+    flavor: str | None = attrs.field(default=None, validator=_opt_name)
 
     @classmethod
     def from_pbs(cls, job_id: str, attributes: Mapping[str, str]) -> "Job":
@@ -492,6 +495,7 @@ class Job:
                 cores = ppn
         elif "Resource_List.ncpus" in attributes:
             cores = attr("Resource_List.ncpus", _parse_pos_int, 1)
+        flavor = _flavor_asked(attr)
         submit = attr("qtime", _parse_epoch, None) or attr("ctime", _parse_epoch, 0.0)
         start = attr("start_time", _parse_epoch, None)
         image = attributes.get("Resource_List.image") or attributes.get("Resource_List.vmimage")
@@ -504,9 +508,62 @@ class Job:
         try:
             return cls(job_id, user, group, vo, queue, cores, memory, walltime, submit, image=image,
                        interactive=interactive, state=state, domain=domain, start_time=start,
-                       features=frozenset(features))
+                       features=frozenset(features), flavor=flavor)
         except (ValueError, TypeError) as e:
             raise ModelError([f"{where}: {e}"]) from None
+
+
+#: The flavor a job gets when it asks for a whole node the batch system's own way: vmsched's
+#: built-in exclusive whole-node flavor, which every policy has.
+WHOLE_NODE_FLAVOR = "whole-hard"
+
+# Moab/Maui node access policies (Torque ``-l naccesspolicy=``): only singlejob gives a job a
+# node of its own; the others share nodes between jobs of one user, group or account.
+_ACCESS_POLICIES = ("shared", "sharedonly", "singlejob", "singletask", "singleuser", "uniqueuser",
+                    "singlegroup", "singleaccount")
+# OpenPBS ``-l place=[arrangement][:sharing][:group=resource]``
+_PLACE_WORDS = ("free", "pack", "scatter", "vscatter", "excl", "exclhost", "shared")
+
+
+def _flavor_asked(attr) -> str | None:
+    """The flavor a job asks for: ``Resource_List.flavor`` by name (``qsub -l flavor=wn-soft``,
+    a custom resource of the site), else a whole node as Torque/Moab
+    (``-l naccesspolicy=singlejob``) or OpenPBS (``-l place=excl`` or ``exclhost``) write it,
+    which is :data:`WHOLE_NODE_FLAVOR`. A named flavor wins over a whole-node request."""
+    named = attr("Resource_List.flavor", _parse_name)
+    access = attr("Resource_List.naccesspolicy", _parse_access_policy)
+    place = attr("Resource_List.place", _parse_place)
+    if named is not None:
+        return named
+    return WHOLE_NODE_FLAVOR if access == "singlejob" or place in ("excl", "exclhost") else None
+
+
+def _parse_name(v: str) -> str:
+    s = str(v).strip()
+    if not _NAME_RE.match(s):
+        raise ValueError(f"expected a flavor name of letters, digits and _.@+-, got {v!r}")
+    return s
+
+
+def _parse_access_policy(v: str) -> str:
+    s = str(v).strip().lower()
+    if s not in _ACCESS_POLICIES:
+        raise ValueError(f"expected one of {', '.join(_ACCESS_POLICIES)}, got {v!r}")
+    return s
+
+
+def _parse_place(v: str) -> str | None:
+    """The sharing part of an OpenPBS place spec (excl, exclhost, shared), None if absent."""
+    sharing = None
+    for word in str(v).strip().lower().split(":"):
+        if word.startswith("group=") and len(word) > 6:
+            continue
+        if word not in _PLACE_WORDS:
+            raise ValueError(f"expected [free|pack|scatter|vscatter][:excl|exclhost|shared][:group=resource], "
+                             f"got {v!r}")
+        if word in ("excl", "exclhost", "shared"):
+            sharing = word
+    return sharing
 
 
 def _parse_pos_int(v: str) -> int:

@@ -80,19 +80,26 @@ def flavor_choices(job: Job, flavors: Mapping[str, Flavor], host: Host) -> tuple
     host can be emptied for it, that is where no work runs in its active domains; else
     "soft" (what the host has left, at least ``min_cores``). On an empty host both would
     give the same cores, and hard wins: the admin reads an exclusive whole node, which it is.
+
+    A job that names a flavor gets that one or none: it asked for that VM, not for any VM
+    that would hold it.
     """
+    if job.flavor is not None:
+        f = flavors.get(job.flavor)
+        return (f,) if f is not None and _holds(f, job, host) else ()
     fixed = sorted((f for f in flavors.values() if f.whole_node is None),
                    key=lambda f: (f.cores, f.memory_mb, f.name))
     for f in fixed:
-        if f.cores >= job.cores and f.memory_mb >= job.memory_mb and f.cores <= host.cores \
-                and f.memory_mb <= host.memory_mb:
+        if _holds(f, job, host):
             return (f,)
-    out = []
-    for f in sorted((f for f in flavors.values() if f.whole_node), key=lambda f: (f.whole_node != "hard", f.name)):
-        c, m = f.size_on(host)
-        if c >= job.cores and m >= job.memory_mb and c >= f.min_cores:
-            out.append(f)
-    return tuple(out)
+    return tuple(f for f in sorted((f for f in flavors.values() if f.whole_node),
+                                   key=lambda f: (f.whole_node != "hard", f.name)) if _holds(f, job, host))
+
+
+def _holds(f: Flavor, job: Job, host: Host) -> bool:
+    """A domain of flavor ``f`` on ``host``, when nothing else holds it, can hold ``job``."""
+    c, m = f.size_on(host)
+    return c >= job.cores and m >= job.memory_mb and c <= host.cores and m <= host.memory_mb and c >= f.min_cores
 
 
 def choose_flavor(job: Job, flavors: Mapping[str, Flavor], host: Host) -> Flavor | None:
@@ -177,9 +184,12 @@ class _Look:
         return d is not None and self.could_take(d)
 
     def could_take(self, d: Domain) -> bool:
-        """An idle inactive domain of a usable image, big enough for the job."""
+        """An idle inactive domain of a usable image (and of the job's flavor, if it named
+        one), big enough for the job."""
+        job = self.job
         return d.image in self.images and d.state in (DomainState.OCCUPIED, DomainState.SUSPENDED) \
-            and not self.busy(d.name) and d.cores >= self.job.cores and d.memory_mb >= self.job.memory_mb
+            and not self.busy(d.name) and d.cores >= job.cores and d.memory_mb >= job.memory_mb \
+            and (job.flavor is None or d.flavor == job.flavor)
 
 
 def _activation_candidates(look: _Look, inactive: Mapping[str, Iterable[str]] | None,

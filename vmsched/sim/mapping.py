@@ -208,6 +208,7 @@ class Mapper:
         memory = None
         if flavor is not None:
             f = pol.flavors[flavor]
+            self.note(f"flavor: map rule asks for flavor {flavor!r} (the job runs only in domains of it)")
             if f.whole_node is None:
                 cores, memory = max(f.cores, 1), f.memory_mb
                 self.note(f"size: map rule flavor {flavor!r} gives {f.cores} cores, {f.memory_mb} MB")
@@ -250,7 +251,7 @@ class Mapper:
             self.note("interactive: run time below the map rule's interactive_below")
         try:
             job = Job(jid, user, group, vo, queue, max(1, int(cores)), int(memory), max(1, int(math.ceil(wall))),
-                      arrival, image=image, klass=klass_pre, interactive=interactive)
+                      arrival, image=image, klass=klass_pre, interactive=interactive, flavor=flavor)
         except (ValueError, TypeError) as e:
             return Unrunnable(tj.job_id, jid, vo, klass_default, f"cannot be a vmsched job: {e}", "mapping")
         klass = pol.preemption.class_of(job)

@@ -1,0 +1,161 @@
+"""Flavor-jobs phase: a job that named a flavor (WNoDeS: a VM of that size, or a whole node)
+runs only in a domain of that flavor.
+
+The matcher knows domains by image and host features, not by flavor, so such a job is given
+to it with no kind at all (it never places one, and one never finds victims) and is placed
+here, right after the match, in the matcher's queue order: a free domain of its flavor,
+image and host features with room; else a domain of that flavor booting for its image; else
+lifecycle's placement, which activates or boots that flavor only. A free domain of another
+flavor is not used, however well it would fit: the user asked for that VM (a whole node is
+asked for its isolation, not its size), and taking a smaller one would break the promise
+while a bigger one would waste it. Such a job does not preempt.
+
+A flavor the policy does not define, or one that cannot hold the job on any host, is a
+*never* naming the flavor. Without ``bind_on_boot`` a domain booted for such a job is, like
+any other, open to the matcher once up, so another job of its image may take it first;
+WNoDeS binds the job to the VM prepared for it, and then nothing can.
+"""
+
+from __future__ import annotations
+
+from vmsched.cluster import STATE_BOUND, STATE_PENDING, STATE_RUNNING
+from vmsched.context import CycleContext
+from vmsched.model import Domain, DomainState, Job
+from vmsched.plan import Pending, Verdict
+from vmsched.policies import lifecycle
+from vmsched.policies.placement import _hosts_in_order
+
+
+class FlavorJobs:
+    name = "flavor jobs"
+
+    def run(self, ctx: CycleContext) -> None:
+        ctx.unplaced = place_flavor_jobs(ctx, ctx.unplaced)
+
+
+def place_flavor_jobs(ctx: CycleContext, unplaced: list[int]) -> list[int]:
+    """Place the jobs of ``unplaced`` (matcher handles, in queue order) that named a flavor;
+    the others are returned, in order, for the phases after this one."""
+    s = ctx.s
+    named = getattr(s, "flavor_jobs", None)
+    mine = {s._job_h[j] for j in named if j in s._job_h} if named else None
+    if not mine:
+        return unplaced
+    rest = [h for h in unplaced if h not in mine]
+    domains = _active_by_flavor(ctx, {s.jobs[j].flavor for j in named if j in s.jobs})
+    promised: set[str] = set()
+    for h in unplaced:
+        jid = s._job_name.get(h)
+        if h not in mine or jid is None or s.status.get(jid) != STATE_PENDING:
+            continue
+        job = s.jobs[jid]
+        why = never_reason(ctx, job)
+        if why is not None:
+            ctx.pending[jid] = Pending(Verdict.NEVER, why)
+        elif not _start_in_own_flavor(ctx, h, jid, job, domains.get(job.flavor, ())):
+            _open_own_flavor(ctx, h, jid, job, promised)
+    return rest
+
+
+def _active_by_flavor(ctx: CycleContext, flavors: set[str]) -> dict[str, list[Domain]]:
+    """The active domains of the flavors asked for, per flavor, by name."""
+    s = ctx.s
+    out: dict[str, list[Domain]] = {}
+    for name in sorted(s._by_state[DomainState.FREE] | s._by_state[DomainState.RUNNING]):
+        d = s.domains[name]
+        if d.flavor in flavors:
+            out.setdefault(d.flavor, []).append(d)
+    return out
+
+
+def never_reason(ctx: CycleContext, job: Job) -> str | None:
+    """Why no domain of the job's flavor could ever hold it here, or None."""
+    s, flavors = ctx.s, ctx.policy.flavors
+    f = flavors.get(job.flavor)
+    if f is None:
+        return (f"asks for flavor {job.flavor}, which the policy does not define "
+                f"(known: {', '.join(sorted(flavors))})")
+    hosts = {(h.cores, h.memory_mb): h for h in s.hosts.values() if job.features <= h.features}
+    if ctx.policy.lifecycle.dynamic_boot:
+        if not hosts or any(lifecycle.flavor_choices(job, flavors, h) for h in hosts.values()):
+            return None
+        c, m = max(f.size_on(h) for h in hosts.values())
+        return (f"asks for {job.cores} cores and {job.memory_mb} MB in flavor {f.name}, which gives at most "
+                f"{c} cores and {m} MB on these hosts")
+    images = set(s.images_for(job))
+    if any(d.flavor == f.name and d.image in images and d.cores >= job.cores and d.memory_mb >= job.memory_mb
+           for d in s.domains.values()):
+        return None
+    return f"asks for flavor {f.name}: no domain of that flavor and of its images can hold it, and none is booted"
+
+
+def _start_in_own_flavor(ctx: CycleContext, h: int, jid: str, job: Job, candidates: list[Domain]) -> bool:
+    """Start the job in the tightest active domain of its flavor that it may use now."""
+    s = ctx.s
+    limit = ctx.policy.max_starts_per_cycle
+    if 0 <= limit <= sum(1 for a in ctx.actions if a.verb == "run"):
+        return False
+    images, rank, best = set(s.images_for(job)), ctx.rank(job), None
+    for d in candidates:
+        host = s.hosts[d.host]
+        if d.image not in images or not host.up or not job.features <= host.features \
+                or d.name in ctx.held_back or ctx.reserved.get(d.name, 0) > rank \
+                or (d.name in ctx.claimed and not s.domain_jobs.get(d.name)):
+            continue
+        running = [s.jobs[o] for o in s.domain_jobs.get(d.name, ()) if s.status.get(o) == STATE_RUNNING]
+        if not ctx.fits_with(job, d, running):
+            continue
+        key = (d.cores - sum(o.cores for o in running), d.memory_mb - sum(o.memory_mb for o in running), d.name)
+        if (best is None or key < best[0]) and not ctx.vetoed(jid, d.name):
+            best = (key, d)
+    if best is None:
+        return False
+    ctx.start(h, jid, s._slot_h[best[1].name])
+    return True
+
+
+def _open_own_flavor(ctx: CycleContext, h: int, jid: str, job: Job, promised: set[str]) -> None:
+    """Wait for a domain of the job's flavor already booting, else activate or boot one;
+    else say why the job waits."""
+    s = ctx.s
+    booting = _booting_own_flavor(ctx, job, promised)
+    if booting is not None:
+        promised.add(booting)
+        ctx.pending[jid] = Pending(Verdict.NOT_NOW, f"waiting for domain {booting} (flavor {job.flavor}) to boot")
+        return
+    images = s.images_for(job)
+    placement = None
+    if images:
+        placement = lifecycle.plan_placement(job, images, ctx.rooms, s.domains, ctx.busy, ctx.policy.flavors,
+                                             ctx.policy.lifecycle, ctx.boots_left, ctx.now,
+                                             hosts=_hosts_in_order(ctx, job), host_domains=s.host_domains)
+    if placement is not None:
+        ctx.apply_placement(h, jid, job, placement)
+        return
+    lc = ctx.policy.lifecycle
+    why = f"no domain of flavor {job.flavor} has room for it"
+    if not lc.dynamic_boot:
+        why += ", and domains are not booted on demand"
+    elif ctx.boots_left <= 0:
+        why += f"; boot limit reached ({lc.max_concurrent_boots} under way)"
+    else:
+        why += ", and no host has room to boot one"
+    ctx.pending[jid] = Pending(Verdict.NOT_NOW, why)
+
+
+def _booting_own_flavor(ctx: CycleContext, job: Job, promised: set[str]) -> str | None:
+    """An idle domain of the job's flavor and image booting, that nobody else is bound or
+    promised to."""
+    s = ctx.s
+    images = set(s.images_for(job))
+    bound = {s.jobs[j].domain for j in s._listed[STATE_BOUND]}
+    for name in sorted(s._by_state[DomainState.BOOTING]):
+        d = s.domains[name]
+        if d.flavor == job.flavor and d.image in images and not s.domain_jobs.get(name) and name not in promised \
+                and name not in bound and d.cores >= job.cores and d.memory_mb >= job.memory_mb \
+                and job.features <= s.hosts[d.host].features:
+            return name
+    return None
+
+
+__all__ = ["FlavorJobs", "place_flavor_jobs", "never_reason"]
