@@ -204,3 +204,22 @@ def test_flavor_jobs_decide_alike_with_either_engine():
     plans = [Scheduler(p, engine=e, store=UsageStore(":memory:")).on_cycle(snap) for e in (PyEngine(), _core.CEngine())]
     assert plans[0].actions == plans[1].actions
     assert list(plans[0].pending) == list(plans[1].pending)
+
+
+def test_a_named_flavor_whose_disk_no_host_has_is_never():
+    """xl takes 400 GB: hosts of 300 GB can never boot it for a job that asked for it."""
+    p = parse_policy(DISK_POLICY.replace('"500gb"', '"300gb"').replace('"1tb"', '"300gb"'), "t.toml")
+    plan = sched(p).on_cycle(Snapshot(10.0, p.hosts, (), (Job("x", "u", "v", "v", "q", 1, 1000, 3600, 5.0,
+                                                               flavor="xl"),)))
+    assert str(plan.reason("x")) == "never: asks for flavor xl, whose disk (400 GB or more) no host it fits has"
+
+
+def test_the_start_cap_holds_for_jobs_naming_a_flavor():
+    p = load_policy(EX / "wnodes.toml")
+    p = attrs.evolve(p, max_starts_per_cycle=1)
+    doms = (free(p, "l", "large", 4, 7168), free(p, "x", "xl", 8, 14336))
+    plan = sched(p).on_cycle(Snapshot(10.0, p.hosts[:1], doms, (job("any", 2, 2000),
+                                                                 job("wants-xl", 2, 2000, t=6.0, flavor="xl"))))
+    assert [a.job for a in plan.actions if a.verb == "run"] == ["any"]
+    assert not boots(plan)
+    assert "max_starts_per_cycle = 1" in plan.reason("wants-xl").text

@@ -108,7 +108,8 @@ def test_bad_policy_is_one_clear_line(tmp_path, case):
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "binary", "broken", "unknown-key", "wrong-type",
-                                  "repeated-share", "unknown-route", "share-group-as-vo", "share-too-deep"])
+                                  "repeated-share", "unknown-route", "share-group-as-vo", "share-too-deep",
+                                  "flavor-disk-fits-no-host"])
 def test_check_command_exits_2_without_traceback(tmp_path, case):
     content, expected = BAD[case]
     path = _write(tmp_path, case, content)

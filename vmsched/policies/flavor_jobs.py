@@ -52,7 +52,15 @@ def place_flavor_jobs(ctx: CycleContext, unplaced: list[int]) -> list[int]:
         why = never_reason(ctx, job)
         if why is not None:
             ctx.pending[jid] = Pending(Verdict.NEVER, why)
-        elif not _start_in_own_flavor(ctx, h, jid, job, domains.get(job.flavor, ())):
+            continue
+        d = _own_flavor_domain(ctx, jid, job, domains.get(job.flavor, ()))
+        limit = ctx.policy.max_starts_per_cycle
+        if d is not None and 0 <= limit <= sum(1 for a in ctx.actions if a.verb == "run"):
+            ctx.pending[jid] = Pending(Verdict.NOT_NOW, f"domain {d.name} (flavor {job.flavor}) has room, but this "
+                                                        f"cycle has started max_starts_per_cycle = {limit} jobs")
+        elif d is not None:
+            ctx.start(h, jid, s._slot_h[d.name])
+        else:
             _open_own_flavor(ctx, h, jid, job, promised)
     return rest
 
@@ -75,10 +83,14 @@ def never_reason(ctx: CycleContext, job: Job) -> str | None:
     if f is None:
         return (f"asks for flavor {job.flavor}, which the policy does not define "
                 f"(known: {', '.join(sorted(flavors))})")
-    hosts = {(h.cores, h.memory_mb): h for h in s.hosts.values() if job.features <= h.features}
+    hosts = {(h.cores, h.memory_mb, h.disk_gb): h for h in s.hosts.values() if job.features <= h.features}
     if ctx.policy.lifecycle.dynamic_boot:
-        if not hosts or any(lifecycle.flavor_choices(job, flavors, h) for h in hosts.values()):
+        fits = [h for h in hosts.values() if lifecycle.flavor_choices(job, flavors, h)]
+        if not hosts or any(h.disk_gb is None or f.disk_for(f.size_on(h)[0]) <= h.disk_gb for h in fits):
             return None
+        if fits:
+            return (f"asks for flavor {f.name}, whose disk ({f.disk_for(f.size_on(fits[0])[0])} GB or more) "
+                    "no host it fits has")
         c, m = max(f.size_on(h) for h in hosts.values())
         return (f"asks for {job.cores} cores and {job.memory_mb} MB in flavor {f.name}, which gives at most "
                 f"{c} cores and {m} MB on these hosts")
@@ -89,12 +101,9 @@ def never_reason(ctx: CycleContext, job: Job) -> str | None:
     return f"asks for flavor {f.name}: no domain of that flavor and of its images can hold it, and none is booted"
 
 
-def _start_in_own_flavor(ctx: CycleContext, h: int, jid: str, job: Job, candidates: list[Domain]) -> bool:
-    """Start the job in the tightest active domain of its flavor that it may use now."""
+def _own_flavor_domain(ctx: CycleContext, jid: str, job: Job, candidates: list[Domain]) -> Domain | None:
+    """The tightest active domain of the job's flavor that it may use now, if any."""
     s = ctx.s
-    limit = ctx.policy.max_starts_per_cycle
-    if 0 <= limit <= sum(1 for a in ctx.actions if a.verb == "run"):
-        return False
     images, rank, best = set(s.images_for(job)), ctx.rank(job), None
     for d in candidates:
         host = s.hosts[d.host]
@@ -108,10 +117,7 @@ def _start_in_own_flavor(ctx: CycleContext, h: int, jid: str, job: Job, candidat
         key = (d.cores - sum(o.cores for o in running), d.memory_mb - sum(o.memory_mb for o in running), d.name)
         if (best is None or key < best[0]) and not ctx.vetoed(jid, d.name):
             best = (key, d)
-    if best is None:
-        return False
-    ctx.start(h, jid, s._slot_h[best[1].name])
-    return True
+    return None if best is None else best[1]
 
 
 def _open_own_flavor(ctx: CycleContext, h: int, jid: str, job: Job, promised: set[str]) -> None:
