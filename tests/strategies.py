@@ -101,7 +101,9 @@ def jobs(draw, policy, start: int = 0, now: float = 1000.0, n=None):
             draw(st.sampled_from([600, 3600, 36000, 100000])), now - draw(st.integers(0, 900)),
             interactive=draw(st.integers(0, 5)) == 0,
             features=frozenset(["ib"]) if draw(st.integers(0, 6)) == 0 else frozenset(),
-            state=JobState.QUEUED))
+            state=JobState.QUEUED,
+            # now and then a job names a flavor (issue 9), one the policy lacks too
+            flavor=draw(st.sampled_from([None] * 12 + ["small", "large", "whole-hard", "whole-soft", "nope"]))))
     return out
 
 

@@ -101,7 +101,8 @@ def test_nodes():
 @st.composite
 def snapshots(draw):
     hosts = [Host(f"h{i}", draw(st.integers(1, 64)), draw(st.integers(1, 10**6)), max_active=draw(st.integers(1, 4)),
-                  features=frozenset(draw(st.lists(st.sampled_from(["ib", "gpu", "ssd"]), max_size=2))))
+                  features=frozenset(draw(st.lists(st.sampled_from(["ib", "gpu", "ssd"]), max_size=2))),
+                  disk_gb=draw(st.none() | st.integers(0, 10**5)))
              for i in range(draw(st.integers(1, 4)))]
     doms = [Domain(f"d{i}", draw(st.sampled_from(hosts)).name, "img", "small",
                    draw(st.sampled_from(list(DomainState))), draw(st.integers(0, 8)), draw(st.integers(0, 9000)),
@@ -113,7 +114,7 @@ def snapshots(draw):
         jobs.append(Job(f"{i}.s", "u", "g", "vo", "q", draw(st.integers(1, 8)), draw(st.integers(0, 9000)),
                         draw(st.integers(1, 10**6)), draw(st.floats(0, 1e9)), state=state,
                         domain=draw(st.sampled_from(doms)).name if state is JobState.RUNNING else None,
-                        interactive=draw(st.booleans())))
+                        interactive=draw(st.booleans()), flavor=draw(st.none() | st.sampled_from(["small", "wn-soft"]))))
     return Snapshot(draw(st.floats(0, 1e10)), hosts, doms, jobs)
 
 
