@@ -223,3 +223,19 @@ def test_the_start_cap_holds_for_jobs_naming_a_flavor():
     assert [a.job for a in plan.actions if a.verb == "run"] == ["any"]
     assert not boots(plan)
     assert "max_starts_per_cycle = 1" in plan.reason("wants-xl").text
+
+
+def test_a_queue_of_like_flavor_jobs_costs_one_look_per_kind_of_ask(monkeypatch):
+    """A replay with half its jobs naming a flavor took 500 s instead of 8: every waiting
+    job looked at every host again. Jobs asking the same now share the first one's look."""
+    from vmsched.policies import flavor_jobs, lifecycle
+    calls = []
+    real = lifecycle.plan_placement
+    monkeypatch.setattr(flavor_jobs.lifecycle, "plan_placement", lambda *a, **k: calls.append(1) or real(*a, **k))
+    p = load_policy(EX / "wnodes.toml")
+    hosts, doms, jobs = busy_hosts(p, cores=16, mem=27840)
+    queue = [job(f"w{i}", 12, 20000, t=5.0 + i, flavor="wn-soft") for i in range(40)]
+    plan = sched(p).on_cycle(Snapshot(10.0, hosts, doms, jobs + queue))
+    assert len(calls) == 1
+    texts = {plan.reason(j.id).text for j in queue}
+    assert texts == {"no domain of flavor wn-soft has room for it, and no host has room to boot one"}

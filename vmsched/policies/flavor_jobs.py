@@ -35,7 +35,13 @@ class FlavorJobs:
 
 def place_flavor_jobs(ctx: CycleContext, unplaced: list[int]) -> list[int]:
     """Place the jobs of ``unplaced`` (matcher handles, in queue order) that named a flavor;
-    the others are returned, in order, for the phases after this one."""
+    the others are returned, in order, for the phases after this one.
+
+    What one job found no way to do, a job asking the same (flavor, images, size, features,
+    class) finds no way to do either in this cycle, since what the cycle gives away only
+    narrows it: such a job waits with the first one's reason, without a look of its own
+    (not with a filter plugin, whose verdict is per job). A queue of thousands of such jobs
+    costs a cycle one look per kind of ask."""
     s = ctx.s
     named = getattr(s, "flavor_jobs", None)
     mine = {s._job_h[j] for j in named if j in s._job_h} if named else None
@@ -43,26 +49,61 @@ def place_flavor_jobs(ctx: CycleContext, unplaced: list[int]) -> list[int]:
         return unplaced
     rest = [h for h in unplaced if h not in mine]
     domains = _active_by_flavor(ctx, {s.jobs[j].flavor for j in named if j in s.jobs})
-    promised: set[str] = set()
+    look = _Pass(ctx)
+    failed: dict[tuple, Pending] = {}
+    can_skip = "filter" not in s.plugins
     for h in unplaced:
         jid = s._job_name.get(h)
         if h not in mine or jid is None or s.status.get(jid) != STATE_PENDING:
             continue
         job = s.jobs[jid]
-        why = never_reason(ctx, job)
-        if why is not None:
-            ctx.pending[jid] = Pending(Verdict.NEVER, why)
+        key = (job.flavor, s.images_for(job), job.cores, job.memory_mb, job.features, ctx.rank(job))
+        if can_skip and key in failed:
+            ctx.pending[jid] = failed[key]
             continue
-        d = _own_flavor_domain(ctx, jid, job, domains.get(job.flavor, ()))
-        limit = ctx.policy.max_starts_per_cycle
-        if d is not None and 0 <= limit <= sum(1 for a in ctx.actions if a.verb == "run"):
-            ctx.pending[jid] = Pending(Verdict.NOT_NOW, f"domain {d.name} (flavor {job.flavor}) has room, but this "
-                                                        f"cycle has started max_starts_per_cycle = {limit} jobs")
-        elif d is not None:
-            ctx.start(h, jid, s._slot_h[d.name])
-        else:
-            _open_own_flavor(ctx, h, jid, job, promised)
+        why = _place_one(ctx, look, h, jid, job, domains.get(job.flavor, ()))
+        if why is not None:
+            ctx.pending[jid] = why
+            if look.final:
+                failed[key] = why
     return rest
+
+
+class _Pass:
+    """What one run of the phase keeps from job to job: starts so far, booting domains
+    promised, and whether the last reason holds for every job asking the same."""
+
+    def __init__(self, ctx: CycleContext):
+        s = ctx.s
+        self.started = sum(1 for a in ctx.actions if a.verb == "run")
+        self.promised: set[str] = set()
+        self.bound = {s.jobs[j].domain for j in s._listed[STATE_BOUND]}
+        self.booting = [s.domains[n] for n in sorted(s._by_state[DomainState.BOOTING]) if not s.domain_jobs.get(n)]
+        self.final = False
+
+
+def _place_one(ctx: CycleContext, look: _Pass, h: int, jid: str, job: Job, candidates: list[Domain]) -> Pending | None:
+    """Start, bind or boot for one job naming a flavor; its reason when it must wait."""
+    s = ctx.s
+    look.final = True
+    why = never_reason(ctx, job)
+    if why is not None:
+        return Pending(Verdict.NEVER, why)
+    d = _own_flavor_domain(ctx, jid, job, candidates)
+    limit = ctx.policy.max_starts_per_cycle
+    if d is not None and 0 <= limit <= look.started:
+        return Pending(Verdict.NOT_NOW, f"domain {d.name} (flavor {job.flavor}) has room, but this cycle has "
+                                        f"started max_starts_per_cycle = {limit} jobs")
+    if d is not None:
+        ctx.start(h, jid, s._slot_h[d.name])
+        look.started += 1
+        return None
+    booting = _booting_own_flavor(ctx, job, look)
+    if booting is not None:
+        look.promised.add(booting)
+        look.final = False
+        return Pending(Verdict.NOT_NOW, f"waiting for domain {booting} (flavor {job.flavor}) to boot")
+    return _open_own_flavor(ctx, h, jid, job)
 
 
 def _active_by_flavor(ctx: CycleContext, flavors: set[str]) -> dict[str, list[Domain]]:
@@ -120,15 +161,9 @@ def _own_flavor_domain(ctx: CycleContext, jid: str, job: Job, candidates: list[D
     return None if best is None else best[1]
 
 
-def _open_own_flavor(ctx: CycleContext, h: int, jid: str, job: Job, promised: set[str]) -> None:
-    """Wait for a domain of the job's flavor already booting, else activate or boot one;
-    else say why the job waits."""
+def _open_own_flavor(ctx: CycleContext, h: int, jid: str, job: Job) -> Pending | None:
+    """Activate or boot a domain of the job's flavor; else why the job waits."""
     s = ctx.s
-    booting = _booting_own_flavor(ctx, job, promised)
-    if booting is not None:
-        promised.add(booting)
-        ctx.pending[jid] = Pending(Verdict.NOT_NOW, f"waiting for domain {booting} (flavor {job.flavor}) to boot")
-        return
     images = s.images_for(job)
     placement = None
     if images:
@@ -137,7 +172,7 @@ def _open_own_flavor(ctx: CycleContext, h: int, jid: str, job: Job, promised: se
                                              hosts=_hosts_in_order(ctx, job), host_domains=s.host_domains)
     if placement is not None:
         ctx.apply_placement(h, jid, job, placement)
-        return
+        return None
     lc = ctx.policy.lifecycle
     why = f"no domain of flavor {job.flavor} has room for it"
     if not lc.dynamic_boot:
@@ -146,21 +181,19 @@ def _open_own_flavor(ctx: CycleContext, h: int, jid: str, job: Job, promised: se
         why += f"; boot limit reached ({lc.max_concurrent_boots} under way)"
     else:
         why += ", and no host has room to boot one"
-    ctx.pending[jid] = Pending(Verdict.NOT_NOW, why)
+    return Pending(Verdict.NOT_NOW, why)
 
 
-def _booting_own_flavor(ctx: CycleContext, job: Job, promised: set[str]) -> str | None:
+def _booting_own_flavor(ctx: CycleContext, job: Job, look: _Pass) -> str | None:
     """An idle domain of the job's flavor and image booting, that nobody else is bound or
     promised to."""
     s = ctx.s
     images = set(s.images_for(job))
-    bound = {s.jobs[j].domain for j in s._listed[STATE_BOUND]}
-    for name in sorted(s._by_state[DomainState.BOOTING]):
-        d = s.domains[name]
-        if d.flavor == job.flavor and d.image in images and not s.domain_jobs.get(name) and name not in promised \
-                and name not in bound and d.cores >= job.cores and d.memory_mb >= job.memory_mb \
+    for d in look.booting:
+        if d.flavor == job.flavor and d.image in images and d.name not in look.promised \
+                and d.name not in look.bound and d.cores >= job.cores and d.memory_mb >= job.memory_mb \
                 and job.features <= s.hosts[d.host].features:
-            return name
+            return d.name
     return None
 
 
