@@ -128,7 +128,8 @@ class TraceRule:
     one rule may give the VO by user and a later one the class by queue. ``walltime`` is the
     queue limit that stands in for this rule's jobs; ``interactive_below`` makes a matching
     job interactive when its logged run time is below it (an oracle: traces do not say
-    which jobs were interactive).
+    which jobs were interactive). ``flavor`` is the job's own, as if it had asked for it: it
+    runs only in domains of that flavor (a fixed one also gives the job its size).
     """
 
     line: str = ""

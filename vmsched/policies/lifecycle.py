@@ -8,6 +8,11 @@ The rules a site admin asked for, in the order they apply:
   it, switching out an idle active one if the host is at ``max_active``), then a new domain
   (CERN's dynamic instantiation) on a host with room, preferring the job's owner's hosts, then
   hosts with the image cached, then the tightest fit;
+* the new domain's flavor: the smallest fixed one the job fits, else whole-node "hard" where
+  the host can be emptied for it, else "soft" from what the host has left (WNoDeS); a job
+  that named a flavor gets that one only, and is activated only into a domain of it;
+* a flavor is booted only where its disk fits what the host's domains leave (hosts whose
+  disk is known);
 * at most ``max_concurrent_boots`` boots are under way at once;
 * a domain idle past ``idle_shutdown`` is shut down, except those an image's warm pool keeps;
 * a domain already booting for a job's image is waited for, not booted twice.
