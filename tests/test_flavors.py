@@ -239,3 +239,14 @@ def test_a_queue_of_like_flavor_jobs_costs_one_look_per_kind_of_ask(monkeypatch)
     assert len(calls) == 1
     texts = {plan.reason(j.id).text for j in queue}
     assert texts == {"no domain of flavor wn-soft has room for it, and no host has room to boot one"}
+
+
+def test_a_wait_for_room_says_no_host_could_open_a_domain_not_only_that_domains_are_full():
+    """The reason of issue 9 named only the busy domains ('full (per-domain job cap)'), as if
+    their jobs' end were the only way on; it now says that lifecycle found no host to resume
+    or boot a domain on (it had room then: that was the soft bug)."""
+    p = load_policy(EX / "wnodes.toml")
+    hosts, doms, jobs = busy_hosts(p, cores=13, mem=10000)
+    plan = sched(p).on_cycle(Snapshot(10.0, hosts, doms, jobs + [job("mid", 3, 20000)]))
+    assert str(plan.reason("mid")) == ("not now: 0/2 domains: 2 full (per-domain job cap); "
+                                       "no host has room to resume or boot a domain for it")

@@ -136,7 +136,8 @@ def _capacity_notes(ctx: CycleContext, jid: str, sh: Shape) -> tuple[str, ...]:
     if notes is None:
         share = ctx.over_share.get(sh.vo) if ctx.over_share else None
         notes = ctx.shared_notes[key] = ((share,) if share else ()) + \
-            ((f"boot limit reached ({lc.max_concurrent_boots} under way)",) if limited else ())
+            ((f"boot limit reached ({lc.max_concurrent_boots} under way)",) if limited else
+             ("no host has room to resume or boot a domain for it",) if lc.dynamic_boot else ())
     if jid in ctx.notes:
         notes = (ctx.notes[jid],) + notes
     return notes
