@@ -44,24 +44,25 @@ def place_flavor_jobs(ctx: CycleContext, unplaced: list[int]) -> list[int]:
     costs a cycle one look per kind of ask."""
     s = ctx.s
     named = getattr(s, "flavor_jobs", None)
-    mine = {s._job_h[j] for j in named if j in s._job_h} if named else None
+    status, handles = s.status, s._job_h
+    # pending ones only: a site whose flavor jobs all run pays nothing below
+    mine = {handles[j] for j in named if status.get(j) == STATE_PENDING and j in handles} if named else None
     if not mine:
         return unplaced
     rest = [h for h in unplaced if h not in mine]
     domains = _active_by_flavor(ctx, {s.jobs[j].flavor for j in named if j in s.jobs})
     look = _Pass(ctx)
     failed: dict[tuple, Pending] = {}
-    can_skip = "filter" not in s.plugins
     for h in unplaced:
         jid = s._job_name.get(h)
         if h not in mine or jid is None or s.status.get(jid) != STATE_PENDING:
             continue
         job = s.jobs[jid]
         key = (job.flavor, s.images_for(job), job.cores, job.memory_mb, job.features, ctx.rank(job))
-        if can_skip and key in failed:
+        if look.can_skip and key in failed:
             ctx.pending[jid] = failed[key]
             continue
-        why = _place_one(ctx, look, h, jid, job, domains.get(job.flavor, ()))
+        why = _place_one(ctx, look, h, jid, job, key, domains.get(job.flavor, ()))
         if why is not None:
             ctx.pending[jid] = why
             if look.final:
@@ -80,16 +81,21 @@ class _Pass:
         self.bound = {s.jobs[j].domain for j in s._listed[STATE_BOUND]}
         self.booting = [s.domains[n] for n in sorted(s._by_state[DomainState.BOOTING]) if not s.domain_jobs.get(n)]
         self.final = False
+        self.no_domain: set[tuple] = set()   # asks that found no active domain of their flavor
+        self.can_skip = "filter" not in s.plugins
 
 
-def _place_one(ctx: CycleContext, look: _Pass, h: int, jid: str, job: Job, candidates: list[Domain]) -> Pending | None:
+def _place_one(ctx: CycleContext, look: _Pass, h: int, jid: str, job: Job, key: tuple,
+               candidates: list[Domain]) -> Pending | None:
     """Start, bind or boot for one job naming a flavor; its reason when it must wait."""
     s = ctx.s
     look.final = True
     why = never_reason(ctx, job)
     if why is not None:
         return Pending(Verdict.NEVER, why)
-    d = _own_flavor_domain(ctx, jid, job, candidates)
+    d = None if key in look.no_domain else _own_flavor_domain(ctx, jid, job, candidates)
+    if d is None and look.can_skip:
+        look.no_domain.add(key)     # starts only narrow what the next job of this ask finds
     limit = ctx.policy.max_starts_per_cycle
     if d is not None and 0 <= limit <= look.started:
         return Pending(Verdict.NOT_NOW, f"domain {d.name} (flavor {job.flavor}) has room, but this cycle has "
@@ -147,6 +153,8 @@ def _own_flavor_domain(ctx: CycleContext, jid: str, job: Job, candidates: list[D
     s = ctx.s
     images, rank, best = set(s.images_for(job)), ctx.rank(job), None
     for d in candidates:
+        if d.cores < job.cores or d.memory_mb < job.memory_mb:
+            continue
         host = s.hosts[d.host]
         if d.image not in images or not host.up or not job.features <= host.features \
                 or d.name in ctx.held_back or ctx.reserved.get(d.name, 0) > rank \
