@@ -336,7 +336,6 @@ def test_placement_over_the_openable_hosts_is_placement_over_every_host(site, da
     what it finds when it looks at every host (issue 9: the index must lose nothing)."""
     from vmsched.context import CycleContext
     from vmsched.policies import lifecycle
-    from vmsched.policies.placement import _hosts_in_order
 
     policy, snap = site
     s = scheduler(policy)
@@ -353,7 +352,7 @@ def test_placement_over_the_openable_hosts_is_placement_over_every_host(site, da
         rooms = {n: r for n, r in ctx.rooms.items() if job.features <= r.host.features}   # as before the index
         if "hosts" in kw:
             rooms = ctx.rooms
-            kw["hosts"] = _hosts_in_order(ctx, job)
+            kw["hosts"] = ctx.hosts_in_order(job)
         return lifecycle.plan_placement(job, images, rooms, s.domains, ctx.busy, policy.flavors,
                                         policy.lifecycle, ctx.boots_left, snap.time, **kw)
 

@@ -179,6 +179,9 @@ class Cluster:
         self._frozen_version = 0                       # bumped when a job is suspended or leaves that
         self._frozen_cache: tuple[int, tuple[dict, dict]] = (-1, ({}, {}))
         self._vo_rank_pending: dict[str, bool] = {}    # pending jobs above the lowest class
+        # jobs that named a flavor: the flavor-jobs phase places them, and with none it
+        # costs a cycle nothing
+        self.flavor_jobs: set[str] = set()
         self._ranked_running: set[str] = set()          # running jobs above the lowest class
         self._ranked_version = 0                        # bumped when a job enters, leaves or changes in it
         self._run_agg: dict[tuple[str, ...], list] = {}   # entity -> [sum w, sum w*start, jobs] running
@@ -604,6 +607,8 @@ class Cluster:
         if old is not None:
             self.remove_job(job.id)
         self.jobs[job.id] = job
+        if job.flavor is not None:
+            self.flavor_jobs.add(job.id)
         st = self._classify(job)
         self._set_status(job.id, st)
         if job.domain is not None and st in (STATE_RUNNING, STATE_SUSPENDED):
@@ -654,6 +659,7 @@ class Cluster:
         job = self.jobs.pop(job_id, None)
         if job is None:
             return
+        self.flavor_jobs.discard(job_id)
         # PBS servers drop finished jobs from qstat before (or without) telling anyone the
         # job ended; keep recent ones so on_job_end(job_id, ...) can still charge them.
         self._gone[job_id] = job

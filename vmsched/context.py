@@ -246,6 +246,21 @@ class CycleContext:
         s._mark_running(jid, dname, self.now, via_engine=True)
         self.claimed.add(dname)
 
+    def hosts_in_order(self, job: Job) -> list[str]:
+        """The hosts where a domain could open for ``job``, in the order lifecycle prefers
+        them: its owner's, then nobody's, then other owners', each by name."""
+        s = self.s
+        hosts = s.openable_hosts()         # by name
+        if job.features:
+            hosts = [n for n in hosts if job.features <= s.hosts[n].features]
+        if self.owners:
+            def order(n: str) -> tuple:
+                owner = s.hosts[n].owner
+                owned = owner is not None and owner in (job.group, job.vo)
+                return (not owned, owner is not None and not owned)
+            hosts = sorted(hosts, key=order)     # stable: by name within each
+        return hosts
+
     def closed_fits(self, h: int, name: str) -> bool:
         """Whether job ``h`` would take domain ``name``, closed for this cycle, were it open:
         the matcher's own best fit decides, and the domain stays closed."""

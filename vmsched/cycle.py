@@ -101,18 +101,6 @@ class Scheduler(Cluster):
         self.plugins = dict(plugins)
         self.phases = tuple(phases)
         self.last_plan: Plan | None = None
-        #: jobs that named a flavor: the flavor-jobs phase places them, and with none it
-        #: costs a cycle nothing
-        self.flavor_jobs: set[str] = set()
-
-    def set_job(self, job: Job, force: bool = False) -> None:
-        super().set_job(job, force)
-        if job.flavor is not None and job.id in self.jobs:
-            self.flavor_jobs.add(job.id)
-
-    def remove_job(self, job_id: str) -> None:
-        super().remove_job(job_id)
-        self.flavor_jobs.discard(job_id)
 
     # ------------------------------------------------------------------ the cycle API
     def on_submit(self, job: Job) -> str | None:

@@ -23,7 +23,6 @@ from vmsched.context import CycleContext
 from vmsched.model import Domain, DomainState, Job
 from vmsched.plan import Pending, Verdict
 from vmsched.policies import lifecycle
-from vmsched.policies.placement import _hosts_in_order
 
 
 class FlavorJobs:
@@ -177,7 +176,7 @@ def _open_own_flavor(ctx: CycleContext, h: int, jid: str, job: Job) -> Pending |
     if images:
         placement = lifecycle.plan_placement(job, images, ctx.rooms, s.domains, ctx.busy, ctx.policy.flavors,
                                              ctx.policy.lifecycle, ctx.boots_left, ctx.now,
-                                             hosts=_hosts_in_order(ctx, job), host_domains=s.host_domains)
+                                             hosts=ctx.hosts_in_order(job), host_domains=s.host_domains)
     if placement is not None:
         ctx.apply_placement(h, jid, job, placement)
         return None

@@ -119,7 +119,7 @@ def _lifecycle_placement(ctx: CycleContext, job: Job, sh: Shape, failed: set) ->
         return None
     placement = lifecycle.plan_placement(job, sh.images, ctx.rooms, s.domains, ctx.busy, ctx.policy.flavors,
                                          ctx.policy.lifecycle, ctx.boots_left, ctx.now,
-                                         hosts=_hosts_in_order(ctx, job), host_domains=s.host_domains)
+                                         hosts=ctx.hosts_in_order(job), host_domains=s.host_domains)
     if placement is None:
         failed.add(shape)
         s._placement_failed[shape] = s._lifecycle_epoch
@@ -141,19 +141,3 @@ def _capacity_notes(ctx: CycleContext, jid: str, sh: Shape) -> tuple[str, ...]:
     if jid in ctx.notes:
         notes = (ctx.notes[jid],) + notes
     return notes
-
-
-def _hosts_in_order(ctx: CycleContext, job: Job) -> list[str]:
-    """The hosts where a domain could open for ``job``, in the order lifecycle prefers
-    them: its owner's, then nobody's, then other owners', each by name."""
-    s = ctx.s
-    hosts = s.openable_hosts()         # by name
-    if job.features:
-        hosts = [n for n in hosts if job.features <= s.hosts[n].features]
-    if ctx.owners:
-        def order(n: str) -> tuple:
-            owner = s.hosts[n].owner
-            owned = owner is not None and owner in (job.group, job.vo)
-            return (not owned, owner is not None and not owned)
-        hosts = sorted(hosts, key=order)     # stable: by name within each
-    return hosts
