@@ -102,9 +102,9 @@ class CycleContext:
         self.boots_left = s.policy.lifecycle.max_concurrent_boots - s.booting_count()
         self.factors: dict[tuple[str, ...], float] = {}   # fair-share factors of this cycle
         self.unplaced: list[int] = []       # matcher handles the match left waiting, in queue order
-        # the rest of the queue, left waiting as a whole: (job ids, their status, their
-        # shapes, shape -> its wait group), see wait_rest
-        self.rest: tuple[list, list, list, dict[Shape, list[str]]] | None = None
+        # parts of the queue left waiting as a whole: (job ids, their shapes, shape -> its
+        # wait group), see wait_rest
+        self.rest: list[tuple[list, list, dict[Shape, list[str]]]] = []
         self._top: tuple[tuple[int, int] | None, dict[str, int]] = (None, {})   # see ranked_running_top
 
     def busy(self, name: str) -> bool:
@@ -298,15 +298,14 @@ class CycleContext:
         else:
             self.pending[jid] = Pending(Verdict.NOT_NOW, f"booting domain {placement.domain} for it")
 
-    def wait_rest(self, handles: list[int], groups: dict[Shape, list[str]]) -> None:
-        """The rest of the queue (matcher handles, in order) waits, each job in its shape's
-        group (``groups``; every shape in ``handles`` has one). Kept as the handles, the
-        jobs they name now and their status, three C-speed copies instead of a look at each
-        job: with a hundred thousand jobs waiting, the reasons phase turns them into
-        reasons only when something reads them."""
-        s = self.s
-        jids = list(map(s._job_name.get, handles))
-        self.rest = (jids, list(map(s.status.get, jids)), list(map(s._hshape.get, handles)), groups)
+    def wait_rest(self, handles: list[int], shapes: list[Shape], groups: dict[Shape, list[str]]) -> None:
+        """A part of the queue (matcher handles, in order, and their shapes) waits, each job
+        in its shape's group (``groups``; every shape in ``shapes`` has one). Kept as the
+        job ids the handles name now (one C-speed map) instead of a look at each job; the
+        reasons phase turns them into reasons only when something reads them. Every job in
+        the queue placement works through is pending: the phases before it take a job out
+        of that queue when they start, bind or requeue it."""
+        self.rest.append((list(map(self.s._job_name.get, handles)), shapes, groups))
 
     def wait(self, jid: str, sh: Shape, notes: tuple[str, ...]) -> list[str]:
         group = self.waits.get((sh, notes))

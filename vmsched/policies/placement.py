@@ -10,6 +10,7 @@ grouped with the jobs of its shape for the reasons phase.
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
 
 from vmsched.cluster import STATE_BOUND, STATE_PENDING, Shape
@@ -40,13 +41,24 @@ def place(ctx: CycleContext, unplaced: list[int], held_back: set[str]) -> None:
     dead: dict[Shape, tuple[int, list[str]]] = {}
     can_skip = "filter" not in s.plugins
     names, status, shapes, notes = s._job_name, s.status, s._hshape, ctx.notes
-    # Once every shape in the queue has found nothing since a domain last opened, the rest
-    # of the queue finds nothing either: it waits in its shapes' groups without a look at
-    # each job (the reasons phase lists them). Not with job notes (a job with one waits in
-    # a group of its own) or held-back domains (the second chance walks the groups).
-    shapes_left = len(set(map(shapes.get, unplaced)) - {None}) if can_skip and not notes and not held_back else -1
+    # While every shape seen so far has found nothing since a domain last opened, the jobs
+    # up to the next new shape's first place in the queue find nothing either: they wait in
+    # their shapes' groups without a look at each (the reasons phase lists them), and the
+    # loop jumps there. Not with job notes (a job with one waits in a group of its own) or
+    # held-back domains (the second chance walks the groups).
+    lazy = can_skip and not notes and not held_back
+    if lazy:
+        queue_shapes = list(map(shapes.get, unplaced))
+        first = dict(zip(reversed(queue_shapes), range(len(unplaced) - 1, -1, -1)))   # shape -> first place
+        first.pop(None, None)
+        starts = sorted(first.values())
+    skipped: list[tuple[int, int, dict]] = []   # [start, end) of the queue left waiting as a whole,
+    #                                              and the wait group of each shape then
     dead_now = 0      # shapes dead since the last domain opened
-    for i, h in enumerate(unplaced):
+    i, n = 0, len(unplaced)
+    while i < n:
+        h = unplaced[i]
+        i += 1
         jid = names.get(h)
         if jid is None or status.get(jid) != STATE_PENDING:
             continue
@@ -72,9 +84,14 @@ def place(ctx: CycleContext, unplaced: list[int], held_back: set[str]) -> None:
                 if before is None or before[0] != ctx.opened:
                     dead_now += 1
                 dead[sh] = (ctx.opened, group)
-                if dead_now == shapes_left:
-                    ctx.wait_rest(unplaced[i + 1:], {shape: g for shape, (_, g) in dead.items()})
-                    break
+                if lazy:
+                    seen = bisect.bisect_left(starts, i)      # shapes whose first place is before i
+                    if dead_now == seen:
+                        nxt = starts[seen] if seen < len(starts) else n
+                        if nxt > i:
+                            # the groups as they are now: a later boot may change the notes
+                            skipped.append((i, nxt, {shape: g for shape, (_, g) in dead.items()}))
+                            i = nxt
             continue
         boots_left = ctx.boots_left
         ctx.apply_placement(h, jid, job, placement)
@@ -84,6 +101,8 @@ def place(ctx: CycleContext, unplaced: list[int], held_back: set[str]) -> None:
         elif ctx.boots_left != boots_left:
             dead.clear()      # the notes of later waits may now say the boot limit is reached
             dead_now = 0
+    for a, b, groups in skipped:
+        ctx.wait_rest(unplaced[a:b], queue_shapes[a:b], groups)
 
 
 def _start_in_open_room(ctx: CycleContext, h: int, jid: str, job: Job, sh: Shape) -> bool:

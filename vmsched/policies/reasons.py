@@ -63,23 +63,22 @@ def explain_waiting(ctx: CycleContext) -> None:
         p = Pending(Verdict.NOT_NOW, "; ".join((base,) + notes))
         given[id(jids)] = p
         ctx.pending_groups.append((jids, p))
-    if ctx.rest is not None:
-        jids, status, shapes, groups = ctx.rest
-        ctx.pending_groups.append(_Rest(jids, status, shapes, {sh: given[id(g)] for sh, g in groups.items()}))
+    for jids, shapes, groups in ctx.rest:
+        ctx.pending_groups.append(_Rest(jids, shapes, {sh: given[id(g)] for sh, g in groups.items()}))
 
 
 class _Rest:
-    """The jobs of the rest of the queue, each with its shape group's reason, listed when read."""
+    """The jobs of a part of the queue, each with its shape group's reason, listed when read."""
 
-    __slots__ = ("jids", "status", "shapes", "reasons")
+    __slots__ = ("jids", "shapes", "reasons")
 
-    def __init__(self, jids: list, status: list, shapes: list, reasons: dict[Shape, Pending]):
-        self.jids, self.status, self.shapes, self.reasons = jids, status, shapes, reasons
+    def __init__(self, jids: list, shapes: list, reasons: dict[Shape, Pending]):
+        self.jids, self.shapes, self.reasons = jids, shapes, reasons
 
     def pairs(self):
         reasons = self.reasons
-        return ((j, reasons[sh]) for j, st, sh in zip(self.jids, self.status, self.shapes)
-                if j is not None and st == STATE_PENDING)
+        return ((j, reasons[sh]) for j, sh in zip(self.jids, self.shapes) if j is not None)
+
 
 def _held_for_higher(ctx: CycleContext, sh: Shape) -> int:
     """Domains of the shape's images that this cycle keeps for jobs of a higher class."""
