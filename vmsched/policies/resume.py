@@ -31,6 +31,9 @@ def resume_suspended(ctx: CycleContext) -> None:
         host = s.hosts[d.host]
         if not host.up:
             continue
+        used = s._room_used.get(d.host)
+        if used is not None and used[0] >= host.max_active and not s._idle_active.get(d.host):
+            continue          # no active slot left and no idle domain to step aside (the kept indexes say)
         # The preemptor's domain, idle now that its work ended, steps aside.
         others = [s.domains[n] for n in s.host_domains[d.host]]
         idle = [o for o in others if o.state is DomainState.FREE and not ctx.busy(o.name)]
