@@ -504,24 +504,30 @@ def test_metacenter_second_preemptor_uses_the_room_the_first_opened():
     assert plan2.actions[0].domain == runs["i1"]
 
 
-def test_a_job_no_flavor_can_hold_is_never_not_waiting_for_ever():
-    """Issue 9: 16 cores and 30,000 MB on 16-core, 32 GB hosts: the whole-node flavor gives
-    16 x 1,740 = 27,840 MB, the fixed ones fewer cores. It was 'not now: 0/0 domains' for ever."""
-    p = parse_policy('''
+def _booting_site(hosts: str, extra: str = ""):
+    """Domains booted on demand on 16-core, 32 GB hosts, one image for VO v."""
+    return parse_policy(f'''
 [site]
 name = "t"
 [lifecycle]
 dynamic_boot = true
+{extra}
 [[images]]
 name = "sl6"
 vos = ["v"]
 [[queues]]
 name = "q"
 [[hosts]]
-name = "wn[1-2]"
+name = "{hosts}"
 cores = 16
 memory = "32gb"
 ''', "t.toml")
+
+
+def test_a_job_no_flavor_can_hold_is_never_not_waiting_for_ever():
+    """Issue 9: 16 cores and 30,000 MB on 16-core, 32 GB hosts: the whole-node flavor gives
+    16 x 1,740 = 27,840 MB, the fixed ones fewer cores. It was 'not now: 0/0 domains' for ever."""
+    p = _booting_site("wn[1-2]")
     snap = Snapshot(10.0, p.hosts, (), (job("big", "v", "q", 16, 30000, t=1.0), job("fits", "v", "q", 16, 27000, t=2.0)))
     plan = sched(p).on_cycle(snap)
     why = plan.reason("big")
@@ -531,25 +537,7 @@ memory = "32gb"
 
 
 def test_never_when_no_single_domain_holds_both_the_cores_and_the_memory():
-    p = parse_policy('''
-[site]
-name = "t"
-[lifecycle]
-dynamic_boot = true
-[[flavors]]
-name = "bigmem"
-cores = 2
-memory = "30000mb"
-[[images]]
-name = "sl6"
-vos = ["v"]
-[[queues]]
-name = "q"
-[[hosts]]
-name = "wn1"
-cores = 16
-memory = "32gb"
-''', "t.toml")
+    p = _booting_site("wn1", '[[flavors]]\nname = "bigmem"\ncores = 2\nmemory = "30000mb"')
     plan = sched(p).on_cycle(Snapshot(10.0, p.hosts, (), (job("big", "v", "q", 16, 30000, t=1.0),)))
     assert str(plan.reason("big")) == ("never: asks for 16 cores and 30000 MB, no domain it could use holds both "
                                        "(with 16 cores or more, at most 27840 MB)")

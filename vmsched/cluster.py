@@ -581,8 +581,7 @@ class Cluster:
             sizes = {(d.cores, d.memory_mb) for d in self.domains.values()
                      if d.image in images and features <= self.hosts[d.host].features}
         else:
-            for size in {(h.cores, h.memory_mb) for h in hosts}:
-                host = next(h for h in hosts if (h.cores, h.memory_mb) == size)
+            for host in {(h.cores, h.memory_mb): h for h in hosts}.values():    # one host per size
                 for f in self.policy.flavors.values():
                     c, m = f.size_on(host)
                     if c <= host.cores and m <= host.memory_mb and (f.whole_node is None or c >= f.min_cores):

@@ -100,7 +100,6 @@ class CycleContext:
         self.balance = None                 # (held, target, waiting, frozen) per share VO, as the cycle began
         self.default_rank = s.policy.preemption.rank(s.policy.preemption.default_class)
         self.boots_left = s.policy.lifecycle.max_concurrent_boots - s.booting_count()
-        self.factors: dict[tuple[str, ...], float] = {}   # fair-share factors of this cycle
         self.unplaced: list[int] = []       # matcher handles the match left waiting, in queue order
         # parts of the queue left waiting as a whole: (job ids, their shapes, shape -> its
         # wait group), see wait_rest

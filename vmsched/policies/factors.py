@@ -17,7 +17,7 @@ class FairShareFactors:
 
     def run(self, ctx: CycleContext) -> None:
         s = ctx.s
-        f = ctx.factors = s.factors(ctx.now)
+        f = s.factors(ctx.now)
         if s._factors_pushed != (id(f), len(s._entities)):   # the matcher has these already
             s.engine.set_factors([f.get(p, 0.0) for p, _ in sorted(s._entities.items(), key=lambda kv: kv[1])])
             s._factors_pushed = (id(f), len(s._entities))

@@ -42,7 +42,7 @@ def place_flavor_jobs(ctx: CycleContext, unplaced: list[int]) -> list[int]:
     (not with a filter plugin, whose verdict is per job). A queue of thousands of such jobs
     costs a cycle one look per kind of ask."""
     s = ctx.s
-    named = getattr(s, "flavor_jobs", None)
+    named = s.flavor_jobs
     status, handles = s.status, s._job_h
     # pending ones only: a site whose flavor jobs all run pays nothing below
     mine = {handles[j] for j in named if status.get(j) == STATE_PENDING and j in handles} if named else None
