@@ -380,6 +380,19 @@ int core_set_slot_state(core_t *core, int64_t slot, int64_t state)
     return CORE_OK;
 }
 
+int core_set_slot_states(core_t *core, const int64_t *slots, int64_t n, int64_t state)
+{
+    if (n < 0 || (n > 0 && slots == NULL) || !core_valid_state(state))
+        return CORE_ERR_INVAL;
+    /* all or nothing: every handle is checked before any slot changes */
+    for (int64_t i = 0; i < n; i++)
+        if (!core_slot_exists(core, slots[i]))
+            return CORE_ERR_NOENT;
+    for (int64_t i = 0; i < n; i++)
+        core_set_slot_state(core, slots[i], state);
+    return CORE_OK;
+}
+
 int core_set_slot_active(core_t *core, int64_t slot, int active)
 {
     return core_set_slot_state(core, slot, active ? CORE_SLOT_ACTIVE : CORE_SLOT_IDLE);

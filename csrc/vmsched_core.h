@@ -28,7 +28,8 @@
  *   CORE_SLOT_UNAVAILABLE (3) down or shutting down: takes no host room, takes no jobs, is
  *                             never chosen.
  * Any other state is CORE_ERR_INVAL; core_set_slot_active(slot, a) is
- * core_set_slot_state(slot, a ? ACTIVE : IDLE). Jobs may sit in a slot of any state (a
+ * core_set_slot_state(slot, a ? ACTIVE : IDLE); core_set_slot_states sets n slots to one
+ * state in one call (all or none: an unknown handle changes nothing). Jobs may sit in a slot of any state (a
  * suspended domain keeps its jobs); the state only decides what the searches may use.
  * A slot's cap is the smallest per-domain cap among its jobs (CORE_UNLIMITED_CAP when
  * empty); it is *full* when it runs cap jobs.
@@ -214,6 +215,7 @@ int core_remove_host(core_t *core, int64_t host);
 int core_add_slot(core_t *core, int64_t slot, int64_t host, int64_t kind, int64_t cores,
                   int64_t memory, int64_t state);
 int core_set_slot_state(core_t *core, int64_t slot, int64_t state);
+int core_set_slot_states(core_t *core, const int64_t *slots, int64_t n, int64_t state);
 int core_set_slot_active(core_t *core, int64_t slot, int active);
 int core_remove_slot(core_t *core, int64_t slot);
 int core_add_job(core_t *core, int64_t job, const int64_t *kinds, int64_t nkinds, int64_t cores,

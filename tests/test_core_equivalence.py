@@ -130,8 +130,11 @@ class Program:
                  self.bad(pick([0, 1, 2, 4, 8, 8, 16])), self.bad(pick(MEMS)), self.state())
         elif op < 23:
             pair("set_slot_active", i(-1, SLOTS), b(0.6))
-        elif op < 28:
+        elif op < 26:
             pair("set_slot_state", i(-1, SLOTS), self.state())
+        elif op < 28:
+            # many at once, as the image-share hold-back does; an unknown one changes none
+            pair("set_slot_states", [i(-1, SLOTS) for _ in range(i(0, 4))], self.state())
         elif op < 31:
             pair("remove_slot", i(-1, SLOTS))
         elif op < 34:
@@ -268,6 +271,11 @@ class EngineMachine(RuleBasedStateMachine):
           state=st.sampled_from(STATES) | st.sampled_from(BAD_STATES))
     def slot_state(self, slot, state):
         self.pair("set_slot_state", slot, state)
+
+    @rule(slots=st.lists(st.integers(-1, SLOTS), max_size=5),
+          state=st.sampled_from(STATES) | st.sampled_from(BAD_STATES))
+    def slot_states(self, slots, state):
+        self.pair("set_slot_states", slots, state)
 
     @rule(host=st.integers(-1, HOSTS), cores=st.sampled_from([0, 8, 16, 32, 1 << 21]),
           memory=st.sampled_from([0, 16000, 64000]), max_active=st.integers(0, 4))

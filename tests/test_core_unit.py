@@ -64,6 +64,8 @@ def small(engine):
     (lambda e: e.set_slot_state(0, -1), r"set_slot_state\(0, -1\): argument out of range"),
     (lambda e: e.set_slot_state(0, 2.0), r"set_slot_state\(0, 2.0\)"),
     (lambda e: e.set_slot_state(9, 1), r"set_slot_state\(9, 1\): unknown handle"),
+    (lambda e: e.set_slot_states([0, 9], 1), r"set_slot_states\(2 slots, 1\): unknown handle"),
+    (lambda e: e.set_slot_states([0], 4), r"set_slot_states\(1 slots, 4\): argument out of range"),
 ])
 def test_codes_become_engine_errors(call, pattern):
     e = small(_core.CEngine())
@@ -82,6 +84,18 @@ def test_good_states_are_accepted(state):
         e.set_slot_state(5, state)
         e.set_slot_state(0, state)
         e.set_slot_active(1, bool(state))
+
+
+@needs_c
+def test_slot_states_all_or_none():
+    for e in (small(_core.CEngine()), small(PyEngine())):
+        with pytest.raises(EngineError):
+            e.set_slot_states([0, 9], 2)     # 9 unknown: slot 0 stays ACTIVE
+        assert e.best_slot(1) == 0
+        e.set_slot_states([0, 1], 2)
+        assert e.best_slot(1) is None
+        e.set_slot_states([0], 1)
+        assert e.best_slot(1) == 0
 
 
 @needs_c

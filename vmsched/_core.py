@@ -213,6 +213,17 @@ class CEngine:
         _call(_lib.core_set_slot_state, lambda: f"set_slot_state({slot}, {state!r})", self._core, slot,
               state)
 
+    def set_slot_states(self, slots, state) -> None:
+        """Many slots to one state in one call into C (a cycle holds back and opens again
+        dozens of domains at a time); all or none."""
+        slots = list(slots)
+        try:
+            buf = _ffi.new("int64_t[]", slots) if slots else _ffi.NULL
+        except (OverflowError, TypeError) as exc:
+            raise EngineError(f"set_slot_states({len(slots)} slots): {exc}") from None
+        _call(_lib.core_set_slot_states, lambda: f"set_slot_states({len(slots)} slots, {state!r})", self._core,
+              buf, len(slots), state)
+
     def set_slot_active(self, slot, active) -> None:
         """The two-state form: True -> SLOT_ACTIVE, False -> SLOT_IDLE."""
         _call(_lib.core_set_slot_state, f"set_slot_active({slot})", self._core, slot,

@@ -195,6 +195,7 @@ class Engine:
     def remove_host(self, host: int) -> None: ...
     def add_slot(self, slot: int, host: int, kind: int, cores: int, memory: int, state: int) -> None: ...
     def set_slot_state(self, slot: int, state: int) -> None: ...
+    def set_slot_states(self, slots: Sequence[int], state: int) -> None: ...
     def set_slot_active(self, slot: int, active: bool) -> None: ...
     def remove_slot(self, slot: int) -> None: ...
     def add_job(self, job: int, kinds: Sequence[int], cores: int, memory: int, cap: int,
@@ -301,6 +302,15 @@ class PyEngine(Engine):
         self._unindex(slot)
         s.state = state
         self._index(slot)
+
+    def set_slot_states(self, slots, state):
+        """Many slots to one state; all or none (an unknown slot changes nothing)."""
+        slots = list(slots)
+        state = _state(state, f"slots {slots[:3]}")
+        for slot in slots:
+            self._slot(slot)
+        for slot in slots:
+            self.set_slot_state(slot, state)
 
     def set_slot_active(self, slot, active):
         """The two-state form: True -> SLOT_ACTIVE, False -> SLOT_IDLE."""

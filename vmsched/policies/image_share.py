@@ -79,8 +79,8 @@ def image_share_holdback(ctx: CycleContext) -> set[str]:
             for name in s._idle_img.get(image, ()):
                 if s.domains[name].state is DomainState.FREE:
                     out.add(name)
-        for name in sorted(out):
-            s.engine.set_slot_state(s._slot_h[name], SLOT_STARTING)
+        slot_h = s._slot_h
+        s.engine.set_slot_states([slot_h[name] for name in out], SLOT_STARTING)
     ctx.over_share = {vo: f"VO {vo} over its share ({held[vo]:.0f} cores held, target {target.get(vo, 0):.0f})"
                        for vo in over}
     return out

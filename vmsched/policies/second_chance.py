@@ -24,12 +24,12 @@ def second_chance(ctx: CycleContext, held_back: set[str], queue: list[int]) -> N
     """Held-back domains that no under-share VO took this cycle go back to their own VO:
     idle cores help nobody. ``queue`` is what placement went through, in priority order."""
     s, now = ctx.s, ctx.now
-    back = [n for n in sorted(held_back) if n not in ctx.claimed and n in s.domains
-            and s.domains[n].state is DomainState.FREE]
+    claimed, domains, slot_h = ctx.claimed, s.domains, s._slot_h
+    back = [slot_h[n] for n in held_back if n not in claimed and n in domains
+            and domains[n].state is DomainState.FREE]
     if not back:
         return
-    for name in back:
-        s.engine.set_slot_state(s._slot_h[name], SLOT_ACTIVE)
+    s.engine.set_slot_states(back, SLOT_ACTIVE)
     nofit: set[Shape] = set()     # starting jobs only fills domains: no slot stays no slot
     groups = []
     for (sh, _notes), jids in ctx.waits.items():
