@@ -146,6 +146,7 @@ class Cluster:
         self._images_cache: dict[tuple, tuple[str, ...]] = {}
         self._ranks: dict[str, tuple[Job, tuple, int]] = {}
         self._shapes: dict[tuple, Shape] = {}          # interned job shapes
+        self._rates: dict[tuple[int, int], float] = {}  # (cores, memory) -> usage charged per second
         self._hshape: dict[int, Shape] = {}            # matcher handle -> its job's shape
         self._reason_texts: dict[tuple, str] = {}       # (shape, counts, domains) -> the reason's text
         # domains per state, and idle-or-frozen (occupied, suspended) domains per image, kept
@@ -807,11 +808,12 @@ class Cluster:
         self.status[jid] = st
         if st in self._listed:
             self._listed[st].add(jid)
-        if st == STATE_PENDING and self.rank_of(self.jobs[jid]) > 0:
+        ranked = st in (STATE_PENDING, STATE_RUNNING) and self.rank_of(self.jobs[jid]) > 0
+        if st == STATE_PENDING and ranked:
             self._vo_rank_pending[jid] = True
         else:
             self._vo_rank_pending.pop(jid, None)
-        if st == STATE_RUNNING and self.rank_of(self.jobs[jid]) > 0:
+        if st == STATE_RUNNING and ranked:
             self._ranked_running.add(jid)
             self._ranked_version += 1
         else:
@@ -821,8 +823,11 @@ class Cluster:
             path = (j.vo, j.group, j.user)
             w = ws = 0.0
             if st == STATE_RUNNING and j.start_time is not None:
-                fs = self.policy.fairshare
-                w = usage_amount(j.cores, j.memory_mb, 1.0, fs.usage, mb_per_core=fs.memory_mb_per_core)
+                w = self._rates.get((j.cores, j.memory_mb))
+                if w is None:       # the same few sizes, thousands of starts a cycle
+                    fs = self.policy.fairshare
+                    w = self._rates[(j.cores, j.memory_mb)] = usage_amount(j.cores, j.memory_mb, 1.0, fs.usage,
+                                                                           mb_per_core=fs.memory_mb_per_core)
                 ws = w * j.start_time
                 agg = self._run_agg.setdefault(path, [0.0, 0.0, 0])
                 agg[0] += w
@@ -879,8 +884,12 @@ class Cluster:
         self.set_domain(_moved(d, state=state, since=now))
 
     def _mark_running(self, job_id: str, domain: str, now: float, via_engine: bool) -> None:
-        job = _moved(self.jobs[job_id], state=JobState.RUNNING, domain=domain, start_time=now)
+        old = self.jobs[job_id]
+        job = _moved(old, state=JobState.RUNNING, domain=domain, start_time=now)
         self.jobs[job_id] = job
+        r = self._ranks.get(job_id)
+        if r is not None and r[0] is old:     # the fields a class rule reads did not move
+            self._ranks[job_id] = (job, r[1], r[2])
         self._set_status(job_id, STATE_RUNNING)
         self._domain_add(domain, job_id)
         if not via_engine:

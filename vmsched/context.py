@@ -90,6 +90,7 @@ class CycleContext:
         self.started_late: set[str] = set()  # waiting jobs that the second chance started
         self.requeued: dict[str, str] = {}  # jobs this cycle displaced, and by whom
         self.reserved: dict[str, int] = {}  # domain -> least class rank that may use it now
+        self._reserved_order: tuple[int, list[str]] | None = None   # (least rank any takes, names sorted)
         self.held_back: set[str] = set()    # idle domains kept from over-share VOs this cycle
         self.opened = 0                     # domains opened by lifecycle so far in this cycle
         self.over_share: dict[str, str] = {}  # VO -> why its idle domains go to others this cycle
@@ -201,6 +202,7 @@ class CycleContext:
 
     def reserve(self, name: str, need: int) -> None:
         self.reserved[name] = max(need, self.reserved.get(name, 0))
+        self._reserved_order = None
         self.s.engine.set_slot_state(self.s._slot_h[name], SLOT_STARTING)
 
     def open_slot(self, h: int, job: Job, rank: int, held_back: bool = True) -> int | None:
@@ -218,7 +220,12 @@ class CycleContext:
 
     def reserved_slot(self, h: int, job: Job) -> int | None:
         s, rank = self.s, self.rank(job)
-        for name in sorted(self.reserved):
+        order = self._reserved_order
+        if order is None:
+            order = self._reserved_order = (min(self.reserved.values()), sorted(self.reserved))
+        if rank < order[0]:
+            return None        # thousands of reserved domains, none for this class
+        for name in order[1]:
             if rank < self.reserved[name] or name not in s.domains or not s.domains[name].state.active:
                 continue
             if self.closed_fits(h, name):
