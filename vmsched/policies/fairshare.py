@@ -297,14 +297,20 @@ class FairShare:
             sibling_total[path[:-1]] += share
         normalized_share: dict[EntityPath, float] = {ROOT: 1.0}
         nodes = []
-        for path in sorted(raw_share, key=len):  # parents before children
+        order = sorted(raw_share, key=len)  # parents before children
+        index = {path: i for i, path in enumerate(order)}
+        index[ROOT] = len(order)
+        for path in order:
             parent = path[:-1]
             weight = min(1.0, raw_share[path] / sibling_total[parent])
             s_norm = normalized_share[path] = normalized_share[parent] * weight
-            nodes.append((path, parent, raw_share[path], weight, s_norm))
+            nodes.append((path, parent, raw_share[path], weight, s_norm, index[parent]))
+        # each entity's node and its ancestors' (the root's too), shallowest first: where
+        # its usage is summed
+        prefixes = {path: tuple(index[path[:depth]] for depth in range(len(path) + 1)) for path in paths}
         if len(self._layouts) >= 8:
             self._layouts.clear()
-        lay = self._layouts[paths] = (tuple(nodes), frozenset(raw_share))
+        lay = self._layouts[paths] = (tuple(nodes), frozenset(raw_share), prefixes)
         return lay
 
     def _compute(self, usage: Mapping[EntityPath, float], extra_paths: Iterable[EntityPath]):
@@ -312,27 +318,29 @@ class FairShare:
         key = frozenset(usage.keys()).union(extra)
         lay = self._layouts.get(key)
         checked = self._checked(usage, extra, lay[1] if lay is not None else None)
-        nodes = (lay if lay is not None else self._layout(key))[0]
+        nodes, _known, prefixes = lay if lay is not None else self._layout(key)
         # Only ratios of usage matter; scaling keeps sums of huge usages finite.
         largest = max(checked.values(), default=0.0)
         scale = 1.0 / largest if largest * (len(checked) + 1) > 1e300 else 1.0
-        subtree: dict[EntityPath, float] = defaultdict(float)
+        # usage summed per node (by index; the root's last), each entity's added to its
+        # node and every ancestor's in the same order as ever, so the sums are bit-identical
+        subtree = [0.0] * (len(nodes) + 1)
         for path, amount in checked.items():
-            for depth in range(len(path) + 1):
-                subtree[path[:depth]] += amount * scale
+            for i in prefixes[path]:
+                subtree[i] += amount * scale
         # Every node's usage before any charge, in the same (scaled) units.
         start = scale if self.bookkeeping == OPENPBS else 0.0
-        total = start + subtree[ROOT]
-        effective: dict[EntityPath, float] = {ROOT: 0.0}
+        total = start + subtree[-1]
+        effective = [0.0] * (len(nodes) + 1)
         rows = []
-        for path, parent, raw, weight, s_norm in nodes:
-            used = start + subtree.get(path, 0.0)
+        for i, (path, parent, raw, weight, s_norm, pi) in enumerate(nodes):
+            used = start + subtree[i]
             u_norm = min(1.0, used / total) if total > 0.0 else 0.0
             if parent == ROOT:
                 u_eff = u_norm
             else:
-                u_eff = u_norm + (effective[parent] - u_norm) * weight
-            u_eff = effective[path] = min(1.0, max(0.0, u_eff))
+                u_eff = u_norm + (effective[pi] - u_norm) * weight
+            u_eff = effective[i] = min(1.0, max(0.0, u_eff))
             rows.append((path, raw, s_norm, used / scale, u_norm, u_eff))
         return rows
 
