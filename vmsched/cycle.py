@@ -160,9 +160,8 @@ class Scheduler(Cluster):
     def _finish(self, ctx: CycleContext) -> Plan:
         """What no phase owns: reserved domains open again for the next cycle's own
         decision, and the plan itself."""
-        for name in sorted(ctx.reserved):
-            if name in self.domains and self.domains[name].state.active:
-                self.engine.set_slot_state(self._slot_h[name], SLOT_ACTIVE)
+        self.engine.set_slot_states([self._slot_h[name] for name in ctx.reserved
+                                     if name in self.domains and self.domains[name].state.active], SLOT_ACTIVE)
         if any(not self.domain_jobs.get(n) for n in ctx.claimed):
             # Domains this cycle set aside without giving them a job (switched out, booting
             # for a job, evicted) are free to lifecycle again next cycle: what failed with

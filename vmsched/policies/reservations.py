@@ -27,10 +27,12 @@ def reserve_for_preemptors(ctx: CycleContext) -> None:
     if not frozen:
         return
     top = ctx.ranked_running_top()
+    needs = []
     for hname in sorted(frozen):
         high, for_share = ctx.host_frozen(hname, top)
         if for_share:
             continue
         for n in s.host_domains[hname]:
             if s.domains[n].state.active:
-                ctx.reserve(n, high + 1)
+                needs.append((n, high + 1))
+    ctx.reserve_many(needs)
