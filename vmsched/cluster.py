@@ -256,8 +256,14 @@ class Cluster:
         changed = []
         for j in snapshot.jobs:
             old = self.jobs.get(j.id)
-            if old is None or (old is not j and old != self.with_vo(j)):
+            if old is None:
                 changed.append(j)
+            elif old is not j:
+                mapped = self.with_vo(j)
+                if old != mapped:
+                    changed.append(j)
+                elif mapped is j:
+                    self._adopt(old, j)
         for j in sorted(changed, key=lambda j: (j.submit_time, j.id)):
             self.set_job(j)
         # A job the server lists in a domain it does not list is dropped by set_domain's
@@ -598,11 +604,28 @@ class Cluster:
             return attrs.evolve(job, vo=self._group_vo[job.group])
         return job
 
+    def _adopt(self, old: Job, job: Job) -> None:
+        """Keep the caller's copy of a job equal to ours: the next snapshot most likely hands
+        the very same object again, and an identity check is all it costs then (a site of
+        80,000 running jobs the scheduler started otherwise compares each field by field,
+        every cycle, forever)."""
+        if old is not job:
+            self._swap(old, job)
+
+    def _swap(self, old: Job, job: Job) -> None:
+        """Our copy of a job replaced by another with the same class fields (an equal one,
+        or one the scheduler moved to running): the cached class rank goes with it."""
+        self.jobs[job.id] = job
+        r = self._ranks.get(job.id)
+        if r is not None and r[0] is old:
+            self._ranks[job.id] = (job, r[1], r[2])
+
     def set_job(self, job: Job, force: bool = False) -> None:
         """Add or update a job as the server sees it."""
         job = self.with_vo(job)
         old = self.jobs.get(job.id)
         if old == job and not force:
+            self._adopt(old, job)
             return
         if old is not None:
             self.remove_job(job.id)
@@ -886,10 +909,7 @@ class Cluster:
     def _mark_running(self, job_id: str, domain: str, now: float, via_engine: bool) -> None:
         old = self.jobs[job_id]
         job = _moved(old, state=JobState.RUNNING, domain=domain, start_time=now)
-        self.jobs[job_id] = job
-        r = self._ranks.get(job_id)
-        if r is not None and r[0] is old:     # the fields a class rule reads did not move
-            self._ranks[job_id] = (job, r[1], r[2])
+        self._swap(old, job)
         self._set_status(job_id, STATE_RUNNING)
         self._domain_add(domain, job_id)
         if not via_engine:

@@ -42,6 +42,8 @@ def explain_waiting(ctx: CycleContext) -> None:
     texts: dict[Shape, str] = {}
     late = ctx.started_late
     given: dict[int, Pending] = {}     # id of a wait group -> its reason
+    held_for: dict[tuple, int] = {}    # (images, rank) -> domains held for higher classes
+    made: dict[tuple, Pending] = {}
     for (sh, notes), jids in ctx.waits.items():
         if late:
             jids = [j for j in jids if j not in late]
@@ -57,10 +59,16 @@ def explain_waiting(ctx: CycleContext) -> None:
                     s._reason_texts.clear()
                 base = s._reason_texts[key] = _reason_text(ctx, sh, counts, total)
             texts[sh] = base
-        held = _held_for_higher(ctx, sh)
+        hkey = (sh.images, sh.rank)
+        held = held_for.get(hkey)
+        if held is None:
+            held = held_for[hkey] = _held_for_higher(ctx, sh)
         if held:
             notes = (f"{held} of them held for higher-class jobs while preempted work waits",) + notes
-        p = Pending(Verdict.NOT_NOW, "; ".join((base,) + notes))
+        pkey = (base, notes)
+        p = made.get(pkey)      # groups that wait for the same words share one reason
+        if p is None:
+            p = made[pkey] = Pending(Verdict.NOT_NOW, "; ".join((base,) + notes))
         given[id(jids)] = p
         ctx.pending_groups.append((jids, p))
     for jids, shapes, groups in ctx.rest:
