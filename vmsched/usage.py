@@ -243,7 +243,9 @@ class UsageStore:
             raise self._error(_describe(exc)) from None
 
     @contextlib.contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
+    def _autocommit(self) -> Iterator[sqlite3.Connection]:
+        """The connection for single statements: reads, and a write that is one statement
+        (its own transaction); any SQLite failure becomes a one-line UsageStoreError."""
         conn = self._connection()
         try:
             yield conn
@@ -274,7 +276,9 @@ class UsageStore:
         _check_path(path, where)
         amount = _check_finite(f"{where}: usage amount", amount, non_negative=True)
         at = _check_finite(f"{where}: time", at)
-        with self._transaction() as conn:
+        # One statement is its own transaction in autocommit mode, as durable as an explicit
+        # BEGIN/COMMIT around it and a third of the calls (a replay records 100,000 ends).
+        with self._autocommit() as conn:
             cursor = conn.execute(
                 "INSERT OR IGNORE INTO job_usage (job_id, entity, amount, at) VALUES (?, ?, ?, ?)",
                 (job_id, _encode_path(path), amount, at))
@@ -282,13 +286,13 @@ class UsageStore:
 
     def has_job(self, job_id: str) -> bool:
         """Whether this job's usage has been recorded."""
-        with self._reading() as conn:
+        with self._autocommit() as conn:
             row = conn.execute("SELECT 1 FROM job_usage WHERE job_id = ?", (job_id,)).fetchone()
         return row is not None
 
     def jobs(self) -> frozenset[str]:
         """Every recorded job id (for audits and tests; the set grows with the ledger)."""
-        with self._reading() as conn:
+        with self._autocommit() as conn:
             return frozenset(row[0] for row in conn.execute("SELECT job_id FROM job_usage"))
 
     def usage(self, now: float, half_life_s: float, floor: float = 0.0) -> dict[tuple[str, ...], float]:
