@@ -32,6 +32,7 @@ The schema version is kept in ``PRAGMA user_version`` and the file is marked as 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -131,8 +132,10 @@ def _check_path(path: Any, where: str) -> tuple[str, ...]:
     return path
 
 
+@functools.lru_cache(maxsize=4096)
 def _encode_path(path: tuple[str, ...]) -> str:
     # JSON keeps any character in a name unambiguous (a VO called "a/b" stays one name).
+    # Cached: a site has a few hundred users, and every job end encodes one of them.
     return json.dumps(list(path), ensure_ascii=False, separators=(",", ":"))
 
 
