@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PHASES = ("factors", "route_jobs", "resume", "image_share", "reservations", "bound", "match", "flavor_jobs",
           "class_preemption", "owner_reclaim", "share_preemption", "placement", "second_chance", "idle", "warm_pool", "reasons")
 FLOORS = {
+    "vmsched.bounded": 0, "vmsched.errors": 0,
     "vmsched.model": 1, "vmsched.plan": 1,
     "vmsched.policyfile": 2, "vmsched.matching": 2, "vmsched._core": 2, "vmsched.usage": 2,
     "vmsched.extensions": 2,
