@@ -67,7 +67,7 @@ def test_host_from_pbsnodes():
                                "state": "free"}, max_active=2)
     assert (h.cores, h.memory_mb, h.features, h.max_active, h.up) == (8, 16384, {"ib", "slc5"}, 2, True)
     assert not Host.from_pbs("wn02", {"np": "8", "resources_available.mem": "1gb", "state": "down,offline"}).up
-    with pytest.raises(ModelError, match="node wn03: np = 'eight'"):
+    with pytest.raises(ModelError, match="node wn03: np: expected a whole number from 1 to 2\\^20, got 'eight'"):
         Host.from_pbs("wn03", {"np": "eight", "resources_available.mem": "1gb"})
 
 
@@ -133,7 +133,7 @@ def test_snapshot_json_errors_name_place(tmp_path):
         Snapshot.from_json(data, "snap.json")
     text = " | ".join(e.value.problems)
     assert "snap.json: unknown key 'extra'" in text
-    assert "snap.json: hosts[0]: cores must be a whole number" in text
+    assert "snap.json: hosts[0]: cores: expected a whole number, got a string 'many'" in text
     assert "snap.json: domains[0]: unknown key 'colour'" in text
     p = tmp_path / "s.json"
     p.write_text('{"time": 1,\n "hosts": [}')
@@ -152,7 +152,7 @@ def test_snapshot_host_disk_is_unknown_or_a_whole_number_of_gb():
     assert Snapshot.from_json({"time": 1.0, "hosts": [dict(host, disk_gb=None)]}).hosts[0].disk_gb is None
     with pytest.raises(ModelError) as e:
         Snapshot.from_json({"time": 1.0, "hosts": [dict(host, disk_gb="500gb")]}, source="s.json")
-    assert e.value.first() == "s.json: hosts[0]: disk_gb must be a whole number >= 0, got '500gb'"
+    assert e.value.first() == "s.json: hosts[0]: disk_gb: expected a whole number of GB, got a string '500gb'"
 
 
 @pytest.mark.parametrize("extra,flavor", [

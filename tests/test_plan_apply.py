@@ -174,7 +174,7 @@ def test_finish_job_takes_it_out_and_frees_its_emptied_domain(snap):
     (RunJob("big", "busy"), "does not fit domain busy: with the jobs running there it needs 5/4 cores"),
     (BootDomain("free", "h1", "img", "small", 1, 1740), "domain free exists already"),
     (BootDomain("new", "h9", "img", "small", 1, 1740), "host h9 is unknown"),
-    (BootDomain("new", "h1", "img", "small", -1, 1740), "cores must be"),
+    (BootDomain("new", "h1", "img", "small", -1, 1740), "cores: expected a whole number"),
     (ResumeDomain("nope"), "domain nope is unknown"),
     (ResumeDomain("free"), "domain free is free, not suspended or occupied"),
     (SuspendDomain("nope"), "domain nope is unknown"),

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import enum
 import json
-import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
+
+from vmsched import bounded
+from vmsched.bounded import MAX_ACTIVE, MAX_CORES, MAX_DISK_GB, MAX_DOMAINS_PER_HOST, MAX_MEMORY_MB, MAX_TIME
+from vmsched.errors import describe, line, show, where_in_text
 
 __all__ = [
     "DomainState", "JobState", "QueueKind", "ModelError",
@@ -78,54 +81,53 @@ class QueueKind(enum.Enum):
     EXECUTION = "execution"
 
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.@+\-\[\]]+$")
+# ASCII only and anchored at the very end (``$`` would let a trailing newline through).
+_NAME_RE = re.compile(r"[A-Za-z0-9_.@+\-\[\]]+\Z")
+
+
+def _is_name(value) -> bool:
+    return isinstance(value, str) and _NAME_RE.match(value) is not None
 
 
 def _name(_inst, attribute, value):
-    if not isinstance(value, str) or not _NAME_RE.match(value):
-        raise ValueError(f"{attribute.name} must be a non-empty name of letters, digits and _.@+-, got {value!r}")
+    if not _is_name(value):
+        raise ValueError(f"{attribute.name}: expected a name of letters, digits and _.@+-, got {show(value)}")
 
 
-def _nonneg_int(_inst, attribute, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{attribute.name} must be a whole number >= 0, got {value!r}")
-
-
-def _pos_int(_inst, attribute, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{attribute.name} must be a whole number >= 1, got {value!r}")
-
-
-def _finite_nonneg(_inst, attribute, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
-
-
-# The matcher keeps sizes and times in fixed-width fields; beyond these bounds a value is a
-# typo or a unit mix-up (a qtime in milliseconds), and is refused where it enters.
-MAX_CORES = 1 << 20
-MAX_MEMORY_MB = 1 << 40
-MAX_TIME = float(1 << 40)
-
-
-def _int_range(low: int, high: int, unit: str = ""):
-    """A validator for a whole number in [low, high]; the message names the bounds."""
+# The matcher keeps sizes and times in fixed-width fields; beyond the bounds of
+# vmsched.bounded a value is a typo or a unit mix-up (a qtime in milliseconds), and is
+# refused where it enters, naming the field.
+def _validator(check_value, low, high, what: str):
+    """An attrs validator from a bounded check (``bounded.integer`` or ``bounded.real``): the
+    message names the field and the bounds."""
     def check(_inst, attribute, value):
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise ValueError(f"{attribute.name} must be a whole number{unit} from {low} to {high}, got {value!r}")
+        try:
+            check_value(value, low, high, what)
+        except ValueError as e:
+            raise ValueError(f"{attribute.name}: {e}") from None
     return check
+
+
+def _int_range(low: int, high: int, what: str = "a whole number"):
+    return _validator(bounded.integer, low, high, what)
+
+
+def _real_range(low: float, high: float, what: str = "a number"):
+    return _validator(bounded.real, low, high, what)
 
 
 _cores = _int_range(0, MAX_CORES)
 _pos_cores = _int_range(1, MAX_CORES)
-_memory = _int_range(0, MAX_MEMORY_MB, " of MB")
-_pos_memory = _int_range(1, MAX_MEMORY_MB, " of MB")
-
-
-def _time(_inst, attribute, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not 0 <= value <= MAX_TIME:
-        raise ValueError(f"{attribute.name} must be seconds since the epoch (0 to {MAX_TIME:.0f}), got {value!r}")
+_memory = _int_range(0, MAX_MEMORY_MB, "a whole number of MB")
+_pos_memory = _int_range(1, MAX_MEMORY_MB, "a whole number of MB")
+_disk = _int_range(0, MAX_DISK_GB, "a whole number of GB")
+_min_cores = _int_range(1, MAX_CORES)
+_max_active = _int_range(1, MAX_ACTIVE)
+_max_domains = _int_range(1, MAX_DOMAINS_PER_HOST)
+_walltime = _int_range(1, MAX_TIME, "a whole number of seconds")
+_time = _real_range(0, MAX_TIME, "seconds since the epoch")
+_duration = _real_range(0, MAX_TIME, "seconds")
+_gb = _real_range(0, bounded.MAX_WEIGHT, "GB")
 
 
 def _opt_time(inst, attribute, value):
@@ -145,51 +147,45 @@ def _opt_name(inst, attribute, value):
         _name(inst, attribute, value)
 
 
-def _opt_nonneg_int(inst, attribute, value):
+def _opt_disk(inst, attribute, value):
     if value is not None:
-        _nonneg_int(inst, attribute, value)
+        _disk(inst, attribute, value)
+
+
+def _enum(kind: type[enum.Enum], key: str):
+    """A converter to ``kind`` whose error names the key and the values it takes."""
+    def convert(value):
+        if isinstance(value, kind):
+            return value
+        try:
+            return kind(value)
+        except (ValueError, TypeError):
+            choices = ", ".join(str(k.value) for k in kind)
+            raise ValueError(f"{key}: expected one of {choices}, got {show(value)}") from None
+    return convert
+
+
+def _flag(_inst, attribute, value):
+    if not isinstance(value, bool):
+        raise ValueError(f"{attribute.name}: expected true or false, got {show(value)}")
 
 
 # --------------------------------------------------------------------------- PBS value parsers
 
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmgtp]?)(b|w)?\s*$", re.IGNORECASE)
-_SIZE_SCALE_KB = {"": 1 / 1024, "k": 1, "m": 1024, "g": 1024**2, "t": 1024**3, "p": 1024**4}
-
-
 def parse_size_mb(text: str) -> int:
-    """PBS size (``1700mb``, ``2gb``, ``512kb``, ``1048576`` bytes, ``w`` = 8-byte words) to MB.
-
-    Rounded up: asking for 1 byte more than a domain has must not fit it.
-    """
-    m = _SIZE_RE.match(str(text))
-    if not m:
-        raise ValueError(f"expected a size like 1700mb or 2gb, got {text!r}")
-    number, scale, unit = int(m.group(1)), m.group(2).lower(), (m.group(3) or "b").lower()
-    kb = number * _SIZE_SCALE_KB[scale] * (8 if unit == "w" else 1)
-    return int(math.ceil(kb / 1024))
-
-
-_DURATION_RE = re.compile(r"^\s*(?:(?:(\d+):)?(\d+):)?(\d+)(?:\.\d+)?\s*$")
-_UNIT_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    """PBS size (``1700mb``, ``2gb``, ``512kb``, ``1048576`` bytes, ``w`` = 8-byte words) to MB,
+    rounded up (asking for 1 byte more than a domain has must not fit it); at most 2^40 MB.
+    The one parser is :func:`vmsched.bounded.size_mb`."""
+    return bounded.size_mb(text)
 
 
 def parse_duration(text: str) -> int:
-    """PBS walltime (``[[HH:]MM:]SS``, or plain seconds) or a policy duration (``90m``, ``7d``)."""
-    s = str(text)
-    m = _DURATION_RE.match(s)
-    if m:
-        h, mi, sec = (int(g) if g else 0 for g in m.groups())
-        if (m.group(1) or m.group(2)) and sec >= 60 or (m.group(1) and mi >= 60):
-            raise ValueError(f"expected a duration like 10:00:00, 90m or 7d, got {text!r}")
-        return h * 3600 + mi * 60 + sec
-    m = _UNIT_DURATION_RE.match(s)
-    if m:
-        return int(round(float(m.group(1)) * _UNIT_SECONDS[m.group(2)]))
-    raise ValueError(f"expected a duration like 10:00:00, 90m or 7d, got {text!r}")
+    """PBS walltime (``[[HH:]MM:]SS``, or plain seconds) or a policy duration (``90m``, ``7d``),
+    at most 2^40 s. The one parser is :func:`vmsched.bounded.duration_s`."""
+    return bounded.duration_s(text)
 
 
-_NODES_PART_RE = re.compile(r"^(\d+|[A-Za-z][A-Za-z0-9_.\-]*)?((?::[A-Za-z0-9_=.\-]+)*)$")
+_NODES_PART_RE = re.compile(r"([0-9]+|[A-Za-z][A-Za-z0-9_.\-]*)?((?::[A-Za-z0-9_=.\-]+)*)")
 
 
 def parse_nodes(text: str) -> tuple[int, int, tuple[str, ...]]:
@@ -198,28 +194,28 @@ def parse_nodes(text: str) -> tuple[int, int, tuple[str, ...]]:
     Only one ``+``-free chunk is accepted: vmsched places a job in one domain, and a spec
     that spans several chunks is refused rather than silently shrunk.
     """
-    s = str(text).strip()
+    s = text.strip() if isinstance(text, str) else ""
     if "+" in s:
-        raise ValueError(f"expected one node chunk like 1:ppn=2 (vmsched runs a job in one domain), got {text!r}")
-    m = _NODES_PART_RE.match(s)
+        raise ValueError(f"expected one node chunk like 1:ppn=2 (vmsched runs a job in one domain), got {show(text)}")
+    m = _NODES_PART_RE.fullmatch(s)
     if not s or not m:
-        raise ValueError(f"expected a node spec like 1:ppn=2, got {text!r}")
+        raise ValueError(f"expected a node spec like 1:ppn=2, got {show(text)}")
     head = m.group(1) or "1"
     # Torque reads a leading name as a node property (or a host name): one node having it.
-    nodes, props = (int(head), []) if head.isdigit() else (1, [head])
+    if bounded.is_digits(head):
+        nodes, props = bounded.whole(head, 0, MAX_CORES, "a node count"), []
+    else:
+        nodes, props = 1, [head]
     ppn = 1
     for part in filter(None, m.group(2).split(":")):
         if part.startswith("ppn="):
-            v = part[4:]
-            if not v.isdigit() or int(v) < 1:
-                raise ValueError(f"expected ppn=<whole number >= 1>, got {text!r}")
-            ppn = int(v)
+            ppn = bounded.whole(part[4:], 1, MAX_CORES, "ppn=<whole number>")
         elif "=" in part:
-            raise ValueError(f"unknown node spec key {part.split('=')[0]!r} in {text!r} (expected ppn=)")
+            raise ValueError(f"unknown node spec key {show(part.split('=')[0])} in {show(text)} (expected ppn=)")
         else:
             props.append(part)
     if nodes < 1:
-        raise ValueError(f"expected at least 1 node, got {text!r}")
+        raise ValueError(f"expected at least 1 node, got {show(text)}")
     return nodes, ppn, tuple(props)
 
 
@@ -231,13 +227,13 @@ class Flavor:
     available, but at least ``min_cores``; memory and disk then scale per core (WNoDeS)."""
 
     name: str = attrs.field(validator=_name)
-    cores: int = attrs.field(validator=_nonneg_int)
-    memory_mb: int = attrs.field(validator=_nonneg_int)
-    disk_gb: int = attrs.field(default=0, validator=_nonneg_int)
+    cores: int = attrs.field(validator=_cores)
+    memory_mb: int = attrs.field(validator=_memory)
+    disk_gb: int = attrs.field(default=0, validator=_disk)
     whole_node: str | None = attrs.field(default=None, validator=attrs.validators.in_([None, "hard", "soft"]))
-    min_cores: int = attrs.field(default=1, validator=_pos_int)
-    memory_mb_per_core: int = attrs.field(default=1740, validator=_nonneg_int)
-    disk_gb_per_core: int = attrs.field(default=50, validator=_nonneg_int)
+    min_cores: int = attrs.field(default=1, validator=_min_cores)
+    memory_mb_per_core: int = attrs.field(default=1740, validator=_memory)
+    disk_gb_per_core: int = attrs.field(default=50, validator=_disk)
 
     def size_on(self, host: "Host") -> tuple[int, int]:
         """(cores, memory_mb) this flavor takes on ``host`` when nothing else holds it: the
@@ -283,8 +279,8 @@ class Image:
 
     name: str = attrs.field(validator=_name)
     vos: frozenset[str] = attrs.field(factory=frozenset, converter=frozenset, validator=_names)
-    boot_s: float = attrs.field(default=120.0, validator=_finite_nonneg)
-    size_gb: float = attrs.field(default=10.0, validator=_finite_nonneg)
+    boot_s: float = attrs.field(default=120.0, validator=_duration)
+    size_gb: float = attrs.field(default=10.0, validator=_gb)
     tags: frozenset[str] = attrs.field(factory=frozenset, converter=frozenset, validator=_names)
 
 
@@ -301,13 +297,13 @@ class Host:
     name: str = attrs.field(validator=_name)
     cores: int = attrs.field(validator=_pos_cores)
     memory_mb: int = attrs.field(validator=_pos_memory)
-    disk_gb: int | None = attrs.field(default=None, validator=_opt_nonneg_int)
+    disk_gb: int | None = attrs.field(default=None, validator=_opt_disk)
     features: frozenset[str] = attrs.field(factory=frozenset, converter=frozenset, validator=_names)
     owner: str | None = attrs.field(default=None, validator=_opt_name)
-    max_active: int = attrs.field(default=1, validator=_pos_int)
-    max_domains: int = attrs.field(default=4, validator=_pos_int)
+    max_active: int = attrs.field(default=1, validator=_max_active)
+    max_domains: int = attrs.field(default=4, validator=_max_domains)
     cached_images: frozenset[str] = attrs.field(factory=frozenset, converter=frozenset, validator=_names)
-    up: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
+    up: bool = attrs.field(default=True, validator=_flag)
 
     @classmethod
     def from_pbs(cls, name: str, attributes: Mapping[str, str], *, max_active: int = 1) -> "Host":
@@ -315,7 +311,8 @@ class Host:
         ``properties``, ``state``, and ``resources_available.disk`` where the site defines
         that host resource: the disk its domains may take, e.g. ``500gb``)."""
         problems: list[str] = []
-        where = f"node {name}"
+        where = f"node {_label(name)}"
+        attributes = _pbs_text(where, attributes, problems)
 
         def get(*keys):
             for k in keys:
@@ -323,44 +320,83 @@ class Host:
                     return k, attributes[k]
             return None, None
 
+        def parse(key, value, parser, default):
+            try:
+                return parser(value)
+            except ValueError as e:
+                problems.append(line(where, f"{key}: {e}"))
+                return default
+
         k, v = get("resources_available.ncpus", "np", "pcpus")
         cores = 0
         if k is None:
             problems.append(f"{where}: missing np or resources_available.ncpus")
-        elif not str(v).strip().isdigit() or int(v) < 1:
-            problems.append(f"{where}: {k} = {v!r}: expected a whole number >= 1")
         else:
-            cores = int(v)
+            cores = parse(k, v, lambda x: bounded.whole(x, 1, MAX_CORES), 0)
         k, v = get("resources_available.mem", "totmem", "physmem")
         memory = 0
         if k is None:
             problems.append(f"{where}: missing resources_available.mem")
         else:
-            try:
-                memory = parse_size_mb(v)
-            except ValueError as e:
-                problems.append(f"{where}: {k}: {e}")
+            memory = parse(k, v, parse_size_mb, 0)
         disk = None
         k, v = get("resources_available.disk")
         if k is not None:
-            try:
-                disk = parse_size_mb(v) // 1024
-            except ValueError as e:
-                problems.append(f"{where}: {k}: {e}")
-        features = frozenset(p for p in str(attributes.get("properties", "")).split(",") if p)
-        bad = [f for f in features if not _NAME_RE.match(f)]
+            disk = parse(k, v, lambda x: parse_size_mb(x) // 1024, None)
+        features = frozenset(p for p in attributes.get("properties", "").split(",") if p)
+        bad = [f for f in features if not _is_name(f)]
         if bad:
-            problems.append(f"{where}: properties: {bad[0]!r} is not a name")
-        state = str(attributes.get("state", "free"))
+            problems.append(line(where, f"properties: {show(bad[0])} is not a name"))
+        state = attributes.get("state", "free")
         owner = attributes.get("resources_available.owner") or None
-        cached = frozenset(p for p in str(attributes.get("resources_available.images", "")).split(",") if p)
+        cached = frozenset(p for p in attributes.get("resources_available.images", "").split(",") if p)
         if problems:
             raise ModelError(problems)
         try:
             return cls(name, cores, memory, disk, features=features, owner=owner, max_active=max_active,
                        cached_images=cached, up=not any(s in state for s in ("down", "offline", "unknown")))
         except (ValueError, TypeError) as e:
-            raise ModelError([f"{where}: {e}"]) from None
+            raise ModelError([line(where, describe(e))]) from None
+
+
+def _label(name) -> str:
+    """A job id or node name as the start of an error line: itself if it reads as one."""
+    return name if isinstance(name, str) and len(name) <= 80 and name.isprintable() and name else show(name, 80)
+
+
+def _pbs_text(where: str, attributes, problems: list[str]) -> dict[str, str]:
+    """A server's attributes as text, whatever an IFL backend handed over.
+
+    Text is taken as it is; bytes are decoded as UTF-8, strictly; a whole number (an int,
+    or an integral float) becomes its decimal digits and a bool ``True``/``False``; None is
+    a value the server did not send, so the attribute counts as absent. Anything else, and
+    bytes that are not UTF-8, is a problem naming the attribute."""
+    if not isinstance(attributes, Mapping):
+        problems.append(line(where, f"expected a mapping of attribute names to values, got {show(attributes)}"))
+        return {}
+    out: dict[str, str] = {}
+    for key, value in attributes.items():
+        if not isinstance(key, str):
+            problems.append(line(where, f"attribute name {show(key)}: expected a string"))
+            continue
+        if value is None:
+            continue
+        if isinstance(value, str):
+            out[key] = value
+        elif isinstance(value, bytes):
+            try:
+                out[key] = value.decode("utf-8")
+            except UnicodeDecodeError:
+                problems.append(line(where, f"{_label(key)}: not UTF-8 text, got {show(value)}"))
+        elif isinstance(value, bool):
+            out[key] = "True" if value else "False"
+        elif isinstance(value, int) and value.bit_length() <= 128:
+            out[key] = str(value)
+        elif isinstance(value, float) and value.is_integer() and abs(value) <= 2.0 ** 128:
+            out[key] = str(int(value))
+        else:
+            problems.append(line(where, f"{_label(key)}: expected text or a whole number, got {show(value)}"))
+    return out
 
 
 @attrs.frozen(slots=True)
@@ -391,8 +427,8 @@ class Queue:
     worker nodes run 1 job, two-way nodes 2. Routing queues forward to ``destinations`` in order."""
 
     name: str = attrs.field(validator=_name)
-    kind: QueueKind = attrs.field(default=QueueKind.EXECUTION, converter=QueueKind)
-    per_domain_jobs: int = attrs.field(default=1, validator=_pos_int)
+    kind: QueueKind = attrs.field(default=QueueKind.EXECUTION, converter=_enum(QueueKind, "kind"))
+    per_domain_jobs: int = attrs.field(default=1, validator=_int_range(1, bounded.MAX_COUNT))
     resources_min: Limits = attrs.field(factory=Limits)
     resources_max: Limits = attrs.field(factory=Limits)
     groups: frozenset[str] = attrs.field(factory=frozenset, converter=frozenset, validator=_names)
@@ -422,7 +458,7 @@ class Domain:
     host: str = attrs.field(validator=_name)
     image: str = attrs.field(validator=_name)
     flavor: str = attrs.field(validator=_name)
-    state: DomainState = attrs.field(converter=DomainState)
+    state: DomainState = attrs.field(converter=_enum(DomainState, "state"))
     cores: int = attrs.field(validator=_cores)
     memory_mb: int = attrs.field(validator=_memory)
     since: float = attrs.field(default=0.0, validator=_time)
@@ -442,12 +478,12 @@ class Job:
     queue: str = attrs.field(validator=_name)
     cores: int = attrs.field(validator=_pos_cores)
     memory_mb: int = attrs.field(validator=_memory)
-    walltime_s: int = attrs.field(validator=_pos_int)
+    walltime_s: int = attrs.field(validator=_walltime)
     submit_time: float = attrs.field(validator=_time)
     image: str | None = attrs.field(default=None, validator=_opt_name)
     klass: str | None = attrs.field(default=None, validator=_opt_name)
-    interactive: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
-    state: JobState = attrs.field(default=JobState.QUEUED, converter=JobState)
+    interactive: bool = attrs.field(default=False, validator=_flag)
+    state: JobState = attrs.field(default=JobState.QUEUED, converter=_enum(JobState, "state"))
     domain: str | None = attrs.field(default=None, validator=_opt_name)
     start_time: float | None = attrs.field(default=None, validator=_opt_time)
     features: frozenset[str] = attrs.field(factory=frozenset, converter=frozenset, validator=_names)
@@ -459,7 +495,8 @@ class Job:
         named by job and attribute, because users type them and a silent default would
         schedule the job somewhere it does not fit."""
         problems: list[str] = []
-        where = f"job {job_id}"
+        where = f"job {_label(job_id)}"
+        attributes = _pbs_text(where, attributes, problems)
 
         def attr(key, parse, default=None, required=False):
             if key not in attributes:
@@ -469,7 +506,7 @@ class Job:
             try:
                 return parse(attributes[key])
             except ValueError as e:
-                problems.append(f"{where}: {key}: {e}")
+                problems.append(line(where, f"{key}: {e}"))
                 return default
 
         owner = attributes.get("Job_Owner", "")
@@ -480,7 +517,7 @@ class Job:
         if not group:
             problems.append(f"{where}: missing egroup")
         queue = attr("queue", str, required=True)
-        state = attr("job_state", lambda v: JobState(v.strip()), JobState.QUEUED)
+        state = attr("job_state", lambda v: _enum(JobState, "state")(v.strip()), JobState.QUEUED)
         walltime = attr("Resource_List.walltime", parse_duration, required=True)
         memory = attr("Resource_List.mem", parse_size_mb, 0)
         cores = 1
@@ -490,8 +527,8 @@ class Job:
             if spec:
                 nodes, ppn, features = spec
                 if nodes != 1:
-                    problems.append(f"{where}: Resource_List.nodes: {attributes['Resource_List.nodes']!r}: "
-                                    "expected 1 node (vmsched runs a job in one domain)")
+                    problems.append(line(where, f"Resource_List.nodes: {show(attributes['Resource_List.nodes'])}: "
+                                                "expected 1 node (vmsched runs a job in one domain)"))
                 cores = ppn
         elif "Resource_List.ncpus" in attributes:
             cores = attr("Resource_List.ncpus", _parse_pos_int, 1)
@@ -500,7 +537,7 @@ class Job:
         start = attr("start_time", _parse_epoch, None)
         image = attributes.get("Resource_List.image") or attributes.get("Resource_List.vmimage")
         vo = attributes.get("Resource_List.vo") or group
-        interactive = str(attributes.get("interactive", "False")).strip().lower() in ("true", "1")
+        interactive = attributes.get("interactive", "False").strip().lower() in ("true", "1")
         exec_host = attributes.get("exec_host")
         domain = exec_host.split("/")[0].split("+")[0] if exec_host else None
         if problems:
@@ -510,7 +547,7 @@ class Job:
                        interactive=interactive, state=state, domain=domain, start_time=start,
                        features=frozenset(features), flavor=flavor)
         except (ValueError, TypeError) as e:
-            raise ModelError([f"{where}: {e}"]) from None
+            raise ModelError([line(where, describe(e))]) from None
 
 
 #: The flavor a job gets when it asks for a whole node the batch system's own way: vmsched's
@@ -541,14 +578,14 @@ def _flavor_asked(attr) -> str | None:
 def _parse_name(v: str) -> str:
     s = str(v).strip()
     if not _NAME_RE.match(s):
-        raise ValueError(f"expected a flavor name of letters, digits and _.@+-, got {v!r}")
+        raise ValueError(f"expected a flavor name of letters, digits and _.@+-, got {show(v)}")
     return s
 
 
 def _parse_access_policy(v: str) -> str:
     s = str(v).strip().lower()
     if s not in _ACCESS_POLICIES:
-        raise ValueError(f"expected one of {', '.join(_ACCESS_POLICIES)}, got {v!r}")
+        raise ValueError(f"expected one of {', '.join(_ACCESS_POLICIES)}, got {show(v)}")
     return s
 
 
@@ -560,24 +597,18 @@ def _parse_place(v: str) -> str | None:
             continue
         if word not in _PLACE_WORDS:
             raise ValueError(f"expected [free|pack|scatter|vscatter][:excl|exclhost|shared][:group=resource], "
-                             f"got {v!r}")
+                             f"got {show(v)}")
         if word in ("excl", "exclhost", "shared"):
             sharing = word
     return sharing
 
 
 def _parse_pos_int(v: str) -> int:
-    s = str(v).strip()
-    if not s.isdigit() or int(s) < 1:
-        raise ValueError(f"expected a whole number >= 1, got {v!r}")
-    return int(s)
+    return bounded.whole(v, 1, MAX_CORES)
 
 
 def _parse_epoch(v: str) -> float:
-    s = str(v).strip()
-    if not s.isdigit():
-        raise ValueError(f"expected seconds since the epoch, got {v!r}")
-    return float(s)
+    return bounded.epoch(v)
 
 
 # --------------------------------------------------------------------------- the snapshot
@@ -643,8 +674,8 @@ class Snapshot:
         if not isinstance(data, dict):
             raise ModelError([f"{source}: expected a JSON object with time, hosts, domains, jobs"])
         unknown = set(data) - {"time", "hosts", "domains", "jobs"}
-        for k in sorted(unknown):
-            problems.append(f"{source}: unknown key {k!r} (expected time, hosts, domains, jobs)")
+        for k in sorted(unknown, key=str):
+            problems.append(line(source, f"unknown key {show(k)} (expected time, hosts, domains, jobs)"))
         built: dict[str, list] = {}
         for key, klass in (("hosts", Host), ("domains", Domain), ("jobs", Job)):
             built[key] = []
@@ -652,31 +683,33 @@ class Snapshot:
             if not isinstance(items, list):
                 problems.append(f"{source}: {key}: expected a list")
                 continue
-            names = {a.name for a in attrs.fields(klass)}
+            fields = attrs.fields(klass)
+            names = {a.name for a in fields}
+            sets = {a.name for a in fields if a.converter is frozenset}
             for i, item in enumerate(items):
                 where = f"{source}: {key}[{i}]"
                 if not isinstance(item, dict):
                     problems.append(f"{where}: expected an object")
                     continue
-                bad = sorted(set(item) - names)
+                bad = sorted(set(item) - names, key=str)
                 if bad:
-                    problems.append(f"{where}: unknown key {bad[0]!r}")
+                    problems.append(line(where, f"unknown key {show(bad[0])}"))
                     continue
                 kw = dict(item)
+                wrong = [k for k in sorted(sets & set(kw)) if not isinstance(kw[k], list)
+                         or not all(isinstance(x, str) for x in kw[k])]
+                if wrong:
+                    problems.append(line(where, f"{wrong[0]}: expected a list of names, got {show(kw[wrong[0]])}"))
+                    continue
                 try:
-                    for a in attrs.fields(klass):
-                        if a.name in kw and isinstance(kw[a.name], list):
-                            if not all(isinstance(x, str) for x in kw[a.name]):
-                                raise ValueError(f"{a.name} must be a list of names")
-                            kw[a.name] = frozenset(kw[a.name])
                     built[key].append(klass(**kw))
-                except TypeError as e:
-                    problems.append(f"{where}: {_type_error_text(e)}")
-                except ValueError as e:
-                    problems.append(f"{where}: {e}")
+                except (TypeError, ValueError) as e:
+                    problems.append(line(where, describe(e)))
         t = data.get("time", 0.0)
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or not 0 <= t <= MAX_TIME:
-            problems.append(f"{source}: time: expected seconds since the epoch, got {t!r}")
+        try:
+            bounded.real(t, 0, MAX_TIME)
+        except ValueError:
+            problems.append(line(source, f"time: expected seconds since the epoch (0 to 2^40), got {show(t)}"))
             t = 0.0
         if problems:
             raise ModelError(problems)
@@ -693,11 +726,17 @@ class Snapshot:
         except OSError as e:
             raise ModelError([f"{path}: cannot read: {e.strerror}"]) from None
         try:
-            data = json.loads(raw.decode("utf-8"))
+            text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise ModelError([f"{path}: not a text file (expected JSON)"]) from None
+        try:
+            data = json.loads(text)
         except json.JSONDecodeError as e:
             raise ModelError([f"{path}:{e.lineno}: not valid JSON: {e.msg}"]) from None
+        except (ValueError, RecursionError) as e:
+            # past the parser's own checks: Python's limit on integer digits, or nesting
+            # deeper than the interpreter's stack
+            raise ModelError([line(where_in_text(str(path), text, e), f"not valid JSON: {describe(e)}")]) from None
         return cls.from_json(data, source=str(path))
 
     def dump(self, path) -> None:
@@ -705,11 +744,3 @@ class Snapshot:
             json.dump(self.to_json(), fh, indent=1, sort_keys=True)
             fh.write("\n")
 
-
-def _type_error_text(e: TypeError) -> str:
-    msg = str(e)
-    m = re.search(r"missing \d+ required (?:keyword-only |positional )?arguments?: (.*)", msg)
-    if m:
-        return f"missing key {m.group(1).split(',')[0].strip()}"
-    m = re.search(r"'(\w+)' must be", msg)
-    return f"{m.group(1)}: {msg}" if m else msg

@@ -1,0 +1,177 @@
+"""Issue 10: every bad input is a clear error. One test per class of the issue and per example
+it quotes; each input that used to end in a traceback now ends in the documented error type
+with one short line naming where, the key and what was expected."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vmsched.errors import MAX_TEXT
+from vmsched.model import Host, Job, ModelError, Snapshot
+
+QSTAT = {"Job_Owner": "alice@ui", "euser": "alice", "egroup": "atlas", "queue": "short",
+         "Resource_List.walltime": "10:00:00", "qtime": "1700000000"}
+PBSNODES = {"np": "8", "resources_available.mem": "16gb", "state": "free"}
+HUGE = "9" * 400
+
+
+def one_line(err: Exception, *expect: str) -> str:
+    """The error's first problem, checked to be one short line containing each of ``expect``."""
+    problems = getattr(err, "problems", None) or [str(err)]
+    for p in problems:
+        assert "\n" not in p and len(p) <= 300, p
+    first = problems[0]
+    for e in expect:
+        assert e in first, (e, first)
+    return first
+
+
+def _job_error(**attrs_) -> str:
+    with pytest.raises(ModelError) as e:
+        Job.from_pbs("7.srv", dict(QSTAT, **attrs_))
+    return one_line(e.value, "job 7.srv: ")
+
+
+def _host_error(**attrs_) -> str:
+    with pytest.raises(ModelError) as e:
+        Host.from_pbs("wn01", dict(PBSNODES, **attrs_))
+    return one_line(e.value, "node wn01: ")
+
+
+def _snapshot_error(tmp_path, text: str) -> str:
+    path = tmp_path / "s.json"
+    path.write_text(text)
+    with pytest.raises(ModelError) as e:
+        Snapshot.load(path)
+    return one_line(e.value, str(path))
+
+
+JOB = {"id": "1", "user": "u", "group": "g", "vo": "v", "queue": "q", "cores": 1, "memory_mb": 1,
+       "walltime_s": 60, "submit_time": 1.0}
+
+
+# --------------------------------------------------------------------------- 1. huge numbers
+
+@pytest.mark.parametrize("key,value,expect", [
+    ("Resource_List.mem", HUGE + "mb", "Resource_List.mem: expected a size of at most 2^40 MB"),
+    ("Resource_List.walltime", HUGE + ":00:00", "Resource_List.walltime: expected a duration of at most 2^40 s"),
+    ("Resource_List.walltime", HUGE + "s", "Resource_List.walltime: expected a duration of at most 2^40 s"),
+    ("qtime", HUGE, "qtime: expected seconds since the epoch from 0 to 2^40"),
+    ("Resource_List.ncpus", HUGE, "Resource_List.ncpus: expected a whole number from 1 to 2^20"),
+    ("Resource_List.nodes", f"1:ppn={HUGE}", "Resource_List.nodes: expected ppn=<whole number> from 1 to 2^20"),
+])
+def test_huge_numbers_in_job_attributes(key, value, expect):
+    assert expect in _job_error(**{key: value})
+
+
+@pytest.mark.parametrize("key,value,expect", [
+    ("resources_available.mem", HUGE + "mb", "resources_available.mem: expected a size of at most 2^40 MB"),
+    ("resources_available.disk", HUGE + "gb", "resources_available.disk: expected a size of at most 2^40 MB"),
+    ("np", HUGE, "np: expected a whole number from 1 to 2^20"),
+])
+def test_huge_numbers_in_host_attributes(key, value, expect):
+    assert expect in _host_error(**{key: value})
+
+
+@pytest.mark.parametrize("field", ["time", "submit_time"])
+def test_huge_times_in_a_snapshot(tmp_path, field):
+    snap = {"time": 1, "jobs": [dict(JOB)]}
+    (snap if field == "time" else snap["jobs"][0])[field] = int("1" + "0" * 400)
+    msg = _snapshot_error(tmp_path, json.dumps(snap))
+    assert f"{field}: expected seconds since the epoch" in msg and "a number of 401 digits" in msg
+
+
+def test_a_walltime_past_the_bound_is_refused_not_kept():
+    # 10**15 hours: a valid clock, but far past what the engine holds as a time
+    assert "expected a duration of at most 2^40 s" in _job_error(**{"Resource_List.walltime": "1" + "0" * 15 + ":00:00"})
+
+
+# --------------------------------------------------------------------------- 2. parser limits
+
+def test_deeply_nested_json_names_file_and_line(tmp_path):
+    msg = _snapshot_error(tmp_path, '{"time": 1,\n "hosts": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    assert msg.endswith("s.json:2: not valid JSON: nested too deeply (arrays or tables inside each other)")
+
+
+def test_an_integer_past_the_digit_limit_in_json_names_file_and_line(tmp_path):
+    msg = _snapshot_error(tmp_path, '{\n"time": ' + "9" * 5000 + "}")
+    assert msg.endswith("s.json:2: not valid JSON: a number with too many digits")
+
+
+# --------------------------------------------------------------------------- 3. unicode digits
+
+@pytest.mark.parametrize("digit", ["²", "٣", "３"])
+def test_unicode_digits_are_not_numbers(digit):
+    assert f"np: expected a whole number from 1 to 2^20, got '{digit}'" in _host_error(np=digit)
+    assert "Resource_List.walltime: expected a duration" in _job_error(**{"Resource_List.walltime": f"{digit}:00:00"})
+    assert "Resource_List.mem: expected a size" in _job_error(**{"Resource_List.mem": f"{digit}gb"})
+    assert "Resource_List.nodes" in _job_error(**{"Resource_List.nodes": f"1:ppn={digit}"})
+
+
+# --------------------------------------------------------------------------- 6. message quality
+
+def test_a_wrong_type_in_a_snapshot_reads_key_expected_got(tmp_path):
+    snap = {"time": 1, "hosts": [{"name": "h", "cores": 1, "memory_mb": 1, "up": "up"}]}
+    assert _snapshot_error(tmp_path, json.dumps(snap)).endswith("s.json: hosts[0]: up: expected true or false, got 'up'")
+
+
+def test_long_values_are_echoed_shortened(tmp_path):
+    snap = {"time": 1, "jobs": [dict(JOB, state="Q" * 100_000)]}
+    msg = _snapshot_error(tmp_path, json.dumps(snap))
+    assert "jobs[0]: state: expected one of Q, R, S" in msg and len(msg) < len(str(tmp_path)) + MAX_TEXT
+    msg = _job_error(**{"Resource_List.mem": "x" * 100_000})
+    assert msg.endswith("got 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...") and len(msg) < 200
+
+
+def test_a_set_field_must_be_a_list_not_a_string(tmp_path):
+    # frozenset("gpu") would have been {'g', 'p', 'u'}: three features nobody asked for
+    snap = {"time": 1, "hosts": [{"name": "h", "cores": 1, "memory_mb": 1, "features": "gpu"}]}
+    assert "hosts[0]: features: expected a list of names, got 'gpu'" in _snapshot_error(tmp_path, json.dumps(snap))
+
+
+def test_a_name_with_a_trailing_newline_is_not_a_name():
+    with pytest.raises(ModelError) as e:
+        Host.from_pbs("wn01\n", PBSNODES)
+    one_line(e.value, "name: expected a name of letters")
+
+
+# --------------------------------------------------------------------------- 7. non-string PBS values
+
+def test_none_from_a_backend_is_an_absent_attribute():
+    assert "missing euser and Job_Owner" in _job_error(Job_Owner=None, euser=None)
+    assert "missing queue" in _job_error(queue=None)
+    job = Job.from_pbs("7.srv", dict(QSTAT, job_state=None, exec_host=None, interactive=None))
+    assert job.state.value == "Q" and job.domain is None
+    assert "missing np or resources_available.ncpus" in _host_error(np=None)
+    assert Host.from_pbs("wn01", dict(PBSNODES, state=None, properties=None)).up
+
+
+def test_numbers_and_bytes_from_a_backend_are_read_as_their_text():
+    job = Job.from_pbs("7.srv", dict(QSTAT, **{"Resource_List.ncpus": 4, "qtime": 1700000000.0,
+                                               "Resource_List.walltime": b"1:00:00", "interactive": True}))
+    assert (job.cores, job.submit_time, job.walltime_s, job.interactive) == (4, 1.7e9, 3600, True)
+    host = Host.from_pbs("wn01", dict(PBSNODES, np=8, properties=b"ib,gpu"))
+    assert host.cores == 8 and host.features == {"ib", "gpu"}
+
+
+@pytest.mark.parametrize("key,value,expect", [
+    ("Resource_List.mem", 1.5, "Resource_List.mem: expected text or a whole number, got 1.5"),
+    ("Resource_List.mem", float("inf"), "Resource_List.mem: expected text or a whole number, got inf"),
+    ("exec_host", ["wn01"], "exec_host: expected text or a whole number, got ['wn01']"),
+    ("queue", b"\xff\xfe", "queue: not UTF-8 text"),
+    ("Resource_List.ncpus", -4, "Resource_List.ncpus: expected a whole number from 1 to 2^20, got '-4'"),
+    ("Resource_List.ncpus", 10 ** 400, "Resource_List.ncpus: expected text or a whole number, got a number of 401"),
+])
+def test_other_values_from_a_backend_are_model_errors_naming_the_attribute(key, value, expect):
+    assert expect in _job_error(**{key: value})
+
+
+def test_attributes_that_are_not_a_mapping():
+    with pytest.raises(ModelError) as e:
+        Job.from_pbs("7.srv", ["queue", "short"])
+    one_line(e.value, "job 7.srv: expected a mapping of attribute names to values")
+    with pytest.raises(ModelError) as e:
+        Host.from_pbs("wn01", {**PBSNODES, 5: "x"})
+    one_line(e.value, "node wn01: attribute name 5: expected a string")
