@@ -10,6 +10,7 @@ import pytest
 
 from vmsched.errors import MAX_TEXT
 from vmsched.model import Host, Job, ModelError, Snapshot
+from vmsched.policyfile import PolicyError, expand_hostlist, parse_policy
 
 QSTAT = {"Job_Owner": "alice@ui", "euser": "alice", "egroup": "atlas", "queue": "short",
          "Resource_List.walltime": "10:00:00", "qtime": "1700000000"}
@@ -175,3 +176,122 @@ def test_attributes_that_are_not_a_mapping():
     with pytest.raises(ModelError) as e:
         Host.from_pbs("wn01", {**PBSNODES, 5: "x"})
     one_line(e.value, "node wn01: attribute name 5: expected a string")
+
+
+# --------------------------------------------------------------------------- the policy file
+
+MINIMAL = '[site]\nname = "x"\n\n[[queues]]\nname = "a"\n'
+HOST = '[[hosts]]\nname = "h1"\ncores = 4\nmemory = "8gb"\n'
+
+
+def _policy_error(text: str) -> str:
+    with pytest.raises(PolicyError) as e:
+        parse_policy(text, "site.toml")
+    return one_line(e.value, "site.toml:")
+
+
+@pytest.mark.parametrize("text,expect", [
+    (MINIMAL + "[priority]\nfairshare = 1" + "0" * 400 + "\n",
+     "site.toml:7: priority.fairshare: expected a finite number from -1e+150 to 1e+150, got a number of 401 digits"),
+    ("[scheduler]\ncycle_interval = " + HUGE + "\n" + MINIMAL,
+     "site.toml:2: scheduler.cycle_interval: expected a duration in seconds from 0 to 2^40"),
+    ('[scheduler]\ncycle_interval = "' + HUGE + 's"\n' + MINIMAL,
+     "site.toml:2: scheduler.cycle_interval: expected a duration of at most 2^40 s"),
+    (MINIMAL + 'resources_max = { walltime = "' + HUGE + ':00:00" }\n',
+     "site.toml:6: queues[0].resources_max.walltime: expected a duration of at most 2^40 s"),
+    (MINIMAL + '[[images]]\nname = "i"\nvos = ["v"]\nboot_time = "' + HUGE + 's"\n',
+     "site.toml:9: images[0].boot_time: expected a duration of at most 2^40 s"),
+    (MINIMAL + HOST.replace('"8gb"', '"' + HUGE + 'mb"'), "site.toml:9: hosts[0].memory: expected a size of at most 2^40 MB"),
+    (MINIMAL + HOST + 'disk = "' + HUGE + 'gb"\n', "site.toml:10: hosts[0].disk: expected a size of at most 2^50 MB"),
+    (MINIMAL + "[fairshare]\n[[fairshare.share]]\npath = \"a\"\nshare = 1e999\n",
+     "site.toml:9: fairshare.share[0].share: expected a finite number from -1e+150 to 1e+150, got inf"),
+])
+def test_huge_numbers_in_a_policy_file(text, expect):
+    assert _policy_error(text).startswith(expect)
+
+
+def test_deeply_nested_toml_names_the_line():
+    assert _policy_error(MINIMAL + "x = " + "[" * 100_000 + "]" * 100_000 + "\n") == \
+        "site.toml:6: not valid TOML: nested too deeply (arrays or tables inside each other)"
+
+
+def test_a_toml_integer_past_the_digit_limit_names_the_line():
+    assert _policy_error(MINIMAL + "per_domain_jobs = " + "9" * 5000 + "\n") == \
+        "site.toml:6: not valid TOML: a number with too many digits"
+
+
+def test_a_toml_error_at_the_end_of_the_file_names_its_last_line():
+    assert _policy_error(MINIMAL + "x = [1,") == "site.toml:6: not valid TOML: Invalid value"
+    assert _policy_error(MINIMAL + 'x = "open\n') .startswith("site.toml:6: not valid TOML")
+
+
+@pytest.mark.parametrize("text,expect", [
+    (MINIMAL + "[priority]\nfairshare = 1e308\n",
+     "site.toml:7: priority.fairshare: expected a finite number from -1e+150 to 1e+150, got 1e+308"),
+    (MINIMAL + HOST + "max_active = 2147483648\n",
+     "site.toml:10: hosts[0].max_active: expected a value from 1 to 2^31 - 2, got 2147483648"),
+    (MINIMAL + HOST + "max_domains = 100000\n", "site.toml:10: hosts[0].max_domains: expected a value from 1 to 1024"),
+    (MINIMAL + "[lifecycle]\nmax_concurrent_boots = 2147483648\n",
+     "site.toml:7: lifecycle.max_concurrent_boots: expected a value from 1 to 2^31 - 1, got 2147483648"),
+    (MINIMAL + HOST.replace("cores = 4", "cores = 2000000"), "site.toml:8: hosts[0].cores: expected a value from 1 to 2^20"),
+])
+def test_values_past_what_the_engine_takes_are_check_errors_naming_the_key(text, expect):
+    assert _policy_error(text).startswith(expect)
+
+
+def test_the_engine_takes_the_largest_values_check_accepts():
+    from vmsched.cycle import Scheduler
+    from vmsched.matching import PyEngine
+    from vmsched.model import Domain, DomainState
+    from vmsched.usage import UsageStore
+    text = (MINIMAL + "[priority]\nfairshare = 1e150\nclass = 1e150\nage = 1e150\n"
+            + HOST.replace("cores = 4", "cores = 1048576") + "max_active = 2147483646\n")
+    p = parse_policy(text, "site.toml")
+    for engine in (PyEngine(), None):
+        s = Scheduler(p, engine=engine, store=UsageStore(":memory:"))
+        job = Job("j", "u", "g", "g", "a", 1, 1, 60, 1.0)
+        dom = Domain("h1-d", "h1", "i", "small", DomainState.FREE, 1, 1740)
+        plan = s.on_cycle(Snapshot(2.0 ** 40, p.hosts, (dom,), (job,)))
+        assert plan.time == 2.0 ** 40
+
+
+def test_host_ranges_are_bounded_by_their_product_before_expanding():
+    import time
+    import tracemalloc
+    tracemalloc.start()
+    t = time.perf_counter()
+    msg = _policy_error(MINIMAL + HOST.replace('"h1"', '"n[01-99][01-99][01-99]"'))
+    took, (_, peak) = time.perf_counter() - t, tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert msg == ("site.toml:7: hosts[0].name: 'n[01-99][01-99][01-99]' names 970299 hosts, more than the 100000 "
+                   "this file may still define (at most 100000 in all)")
+    assert took < 1.0 and peak < 5_000_000
+    assert "names a number of" in _policy_error(MINIMAL + HOST.replace('"h1"', '"n' + "[0-999999999]" * 40 + '"'))
+    # the bound is on all entries together
+    two = MINIMAL + HOST.replace('"h1"', '"a[1-60000]"') + HOST.replace('"h1"', '"b[1-60000]"')
+    assert "'b[1-60000]' names 60000 hosts, more than the 40000 this file may still define" in _policy_error(two)
+
+
+def test_host_ranges_keep_their_order_and_padding():
+    assert expand_hostlist("n[08-10]x[1-2]") == ["n08x1", "n08x2", "n09x1", "n09x2", "n10x1", "n10x2"]
+    assert expand_hostlist("plain") == ["plain"]
+    with pytest.raises(ValueError, match="start <= end"):
+        expand_hostlist("n[5-1]")
+
+
+def test_wrong_types_and_long_values_in_a_policy_file_read_as_one_short_line():
+    assert _policy_error(MINIMAL + "[fairshare]\nimage_shares = \"up\"\n") == \
+        "site.toml:7: fairshare.image_shares: expected true or false, got a string 'up'"
+    long_key = MINIMAL + "k" * 100_000 + " = 1\n"
+    msg = _policy_error(long_key)
+    assert msg.startswith("site.toml:6: queues[0].'kkkkkk") and "unknown key" in msg and len(msg) < 250
+    long_value = MINIMAL + 'kind = "' + "r" * 100_000 + '"\n'
+    assert _policy_error(long_value) == ("site.toml:6: queues[0].kind: expected \"routing\" or \"execution\", got "
+                                         "'rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr...")
+
+
+def test_a_file_with_many_problems_reports_the_first_fifty():
+    text = MINIMAL + "".join(f"bad{i} = 1\n" for i in range(80))
+    with pytest.raises(PolicyError) as e:
+        parse_policy(text, "site.toml")
+    assert len(e.value.problems) == 51 and e.value.problems[-1] == "site.toml: 30 more problems not shown"

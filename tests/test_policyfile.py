@@ -54,16 +54,15 @@ BAD = {
                              ":7: preemption.share_after: expected a duration"),
     # usage is charged to vo/group/user: a share entry off those levels would take none of it
     "share-group-as-vo": (_shares(("meta", 60), ("egee", 40), ("egee/atlas", 50), ("atlas", 10), ("atlas/alice", 1)),
-                          ":20: fairshare.share[4].path: expected a path vo, vo/group or vo/group/user: 'atlas' is "
-                          "a group of VO 'egee' (share[2] egee/atlas) as well as a top-level entry, so 'atlas/alice' "
-                          "reads as group/user"),
+                          ":20: fairshare.share[4].path: 'atlas' is both a top-level entry and a group of VO 'egee' "
+                          "(share[2]), so 'atlas/alice' is a level too low; write 'egee/atlas/alice' and drop the "
+                          "top-level 'atlas'"),
     "share-group-not-vo": (_shares(("meta", 60), ("meta/group1", 1), ("group1/alice", 1)),
-                           ":14: fairshare.share[2].path: expected a path vo, vo/group or vo/group/user: 'group1' is "
-                           "not a VO of the tree but a group of VO 'meta' (share[1] meta/group1), so 'group1/alice' "
-                           "reads as group/user, a level too low; write 'meta/group1/alice'"),
+                           ":14: fairshare.share[2].path: 'group1' is a group of VO 'meta' (share[1]), not a VO, "
+                           "so 'group1/alice' is a level too low; write 'meta/group1/alice'"),
     "share-too-deep": (_shares(("a", 1), ("a/b", 1), ("a/b/c", 1), ("a/b/c/d", 1)),
-                       ":17: fairshare.share[3].path: expected a path vo, vo/group or vo/group/user (usage is "
-                       "charged to a job's VO, group and user), got 4 levels in 'a/b/c/d'"),
+                       ":17: fairshare.share[3].path: expected a path vo, vo/group or vo/group/user, got 4 levels "
+                       "in 'a/b/c/d': usage is charged to a job's VO, group and user only"),
     "bookkeeping-unknown": (MINIMAL + '[fairshare]\nbookkeeping = "maui"\n',
                             ':7: fairshare.bookkeeping: expected "vmsched" or "openpbs", got \'maui\''),
     "host-disk-not-a-size": (MINIMAL + '[[hosts]]\nname = "h1"\ncores = 4\nmemory = "8gb"\ndisk = "lots"\n',

@@ -133,8 +133,8 @@ def test_a_share_path_a_level_too_low_is_refused_and_the_advised_one_gets_the_us
         parse_policy(head + '[[fairshare.share]]\npath = "atlas"\nshare = 10\n'
                      '[[fairshare.share]]\npath = "atlas/alice"\nshare = 100\n', "x.toml")
     assert len(e.value.problems) == 1
-    assert e.value.problems[0].startswith("x.toml:22: fairshare.share[5].path: expected a path vo, vo/group or "
-                                          "vo/group/user: 'atlas' is a group of VO 'egee'")
+    assert e.value.problems[0].startswith("x.toml:22: fairshare.share[5].path: 'atlas' is both a top-level entry "
+                                          "and a group of VO 'egee' (share[2]), so 'atlas/alice' is a level too low")
     assert "write 'egee/atlas/alice' and drop the top-level 'atlas'" in e.value.problems[0]
     s = sched(parse_policy(head + '[[fairshare.share]]\npath = "egee/atlas/alice"\nshare = 100\n', "x.toml"))
     alice = Job.from_pbs("1.srv", {"queue": "q", "egroup": "atlas", "euser": "alice",

@@ -8,7 +8,7 @@ file that does not validate is never half-used. ``tomllib`` keeps no positions, 
 
 from __future__ import annotations
 
-import math
+import itertools
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -17,6 +17,10 @@ from typing import Any
 
 import attrs
 
+from vmsched import bounded
+from vmsched.bounded import (MAX_ACTIVE, MAX_CORES, MAX_COUNT, MAX_DISK_GB, MAX_DOMAINS, MAX_DOMAINS_PER_HOST,
+                             MAX_HOSTS, MAX_ID, MAX_MEMORY_MB, MAX_TIME, MAX_WEIGHT)
+from vmsched.errors import describe, line, show, where_in_text
 from vmsched.model import (DEFAULT_FLAVORS, Flavor, Host, Image, Limits, ModelError, Queue,
                            QueueKind, parse_duration, parse_size_mb)
 
@@ -272,11 +276,17 @@ def _unquote(s: str) -> str:
 def _fmt(path: tuple) -> str:
     out = ""
     for p in path:
+        if not isinstance(p, int) and (len(str(p)) > 40 or not str(p).isprintable()):
+            p = show(p)     # an unknown key of 100 KB is echoed shortened, like any value
         out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
     return out or "(top level)"
 
 
 # --------------------------------------------------------------------------- the reader
+
+#: Problems one file reports, at most: past that, more lines help nobody fix it.
+MAX_PROBLEMS = 50
+
 
 class _Reader:
     """Walks the parsed TOML with a schema, collecting problems as data."""
@@ -285,11 +295,20 @@ class _Reader:
         self.source = source
         self.locator = _Locator(text)
         self.problems: list[str] = []
+        self.unshown = 0
+
+    def raise_problems(self) -> None:
+        if self.problems:
+            more = [f"{self.source}: {self.unshown} more problems not shown"] if self.unshown else []
+            raise PolicyError(self.problems + more)
 
     def problem(self, path: tuple, what: str) -> None:
-        line = self.locator.line_of(path)
-        where = f"{self.source}:{line}" if line else self.source
-        self.problems.append(f"{where}: {_fmt(path)}: {what}")
+        if len(self.problems) >= MAX_PROBLEMS:
+            self.unshown += 1
+            return
+        no = self.locator.line_of(path)
+        where = f"{self.source}:{no}" if no else self.source
+        self.problems.append(line(where, f"{_fmt(path)}: {what}"))
 
     def table(self, data: Any, path: tuple, allowed: set[str]) -> dict:
         if data is None:
@@ -315,14 +334,14 @@ class _Reader:
         p = path + (key,)
         if key not in tbl:
             if required:
-                self.problem(path, f"missing required key {key!r}")
+                self.problem(path, f"missing required key {show(key)}")
             return default
         v = tbl[key]
         conv = _CONVERTERS[kind]
         try:
             out = conv(v)
         except (ValueError, TypeError) as e:
-            self.problem(p, str(e))
+            self.problem(p, describe(e))
             return default
         if check is not None:
             why = check(out)
@@ -337,58 +356,58 @@ def _tname(v: Any) -> str:
             float: "a float"}.get(type(v), type(v).__name__)
 
 
+def _got(v: Any) -> str:
+    return f"{_tname(v)} {show(v)}"
+
+
 def _c_int(v):
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise ValueError(f"expected an integer, got {_tname(v)} {v!r}")
+    # Every integer key also has a range check; this bound only keeps a stray one sane.
+    if isinstance(v, bool) or not isinstance(v, int) or abs(v) > MAX_ID:
+        raise ValueError(f"expected an integer, got {_got(v)}")
     return v
 
 
 def _c_num(v):
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise ValueError(f"expected a finite number, got {_tname(v)} {v!r}")
-    return float(v)
+    # Weights, shares and sizes: the C core takes reals up to 1e150 (vmsched.bounded).
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"expected a finite number, got {_got(v)}")
+    return bounded.real(v, -MAX_WEIGHT, MAX_WEIGHT, "a finite number")
 
 
 def _c_str(v):
     if not isinstance(v, str) or not v:
-        raise ValueError(f"expected a non-empty string, got {_tname(v)} {v!r}")
+        raise ValueError(f"expected a non-empty string, got {_got(v)}")
     return v
 
 
 def _c_bool(v):
     if not isinstance(v, bool):
-        raise ValueError(f"expected true or false, got {_tname(v)} {v!r}")
+        raise ValueError(f"expected true or false, got {_got(v)}")
     return v
 
 
 def _c_strs(v):
     if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
-        raise ValueError(f"expected an array of strings, got {_tname(v)} {v!r}")
+        raise ValueError(f"expected an array of strings, got {_got(v)}")
     return tuple(v)
 
 
 def _c_duration(v):
-    if isinstance(v, bool):
-        raise ValueError("expected a duration like \"90m\", \"10:00:00\" or seconds")
-    if isinstance(v, (int, float)):
-        if not math.isfinite(v) or v < 0:
-            raise ValueError(f"expected a duration >= 0, got {v!r}")
-        return float(v)
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        raise ValueError(f"expected a duration like \"90m\", \"10:00:00\" or seconds, got {_got(v)}")
     if isinstance(v, str):
         return float(parse_duration(v))
-    raise ValueError(f"expected a duration like \"90m\", \"10:00:00\" or seconds, got {_tname(v)}")
+    return bounded.real(v, 0, MAX_TIME, "a duration in seconds")
 
 
 def _c_size(v):
-    if isinstance(v, bool):
-        raise ValueError("expected a size like \"1700mb\" or a number of MB")
+    if isinstance(v, bool) or not isinstance(v, (int, str)):
+        raise ValueError(f"expected a size like \"1700mb\" or a number of MB, got {_got(v)}")
     if isinstance(v, int):
         if v < 0:
-            raise ValueError(f"expected a size >= 0, got {v!r}")
-        return v
-    if isinstance(v, str):
-        return parse_size_mb(v)
-    raise ValueError(f"expected a size like \"1700mb\" or a number of MB, got {_tname(v)}")
+            raise ValueError(f"expected a size >= 0, got {show(v)}")
+        return bounded.integer(v, 0, MAX_MEMORY_MB, "a size in MB")
+    return parse_size_mb(v)
 
 
 def _c_disk(round_up: bool):
@@ -396,12 +415,12 @@ def _c_disk(round_up: bool):
     disk is rounded up (it needs all of it), a host's down (it has only whole GB)."""
     def conv(v):
         if isinstance(v, bool) or not isinstance(v, (int, str)):
-            raise ValueError(f"expected a disk size like \"500gb\" or a number of GB, got {_tname(v)} {v!r}")
+            raise ValueError(f"expected a disk size like \"500gb\" or a number of GB, got {_got(v)}")
         if isinstance(v, int):
             if v < 0:
-                raise ValueError(f"expected a disk size >= 0, got {v!r}")
-            return v
-        mb = parse_size_mb(v)
+                raise ValueError(f"expected a disk size >= 0, got {show(v)}")
+            return bounded.integer(v, 0, MAX_DISK_GB, "a disk size in GB")
+        mb = bounded.size_mb(v, MAX_DISK_GB << 10)
         return -(-mb // 1024) if round_up else mb // 1024
     return conv
 
@@ -412,34 +431,50 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "flavor_disk": _c_disk(round_up=True), "host_disk": _c_disk(round_up=False),
 }
 
-_NAME = re.compile(r"^[A-Za-z0-9_.@+\-]+$")
+_NAME = re.compile(r"[A-Za-z0-9_.@+\-]+\Z")
 
 
 def _is_name(v) -> str | None:
-    return None if _NAME.match(v) else f"expected a name of letters, digits and _.@+-, got {v!r}"
+    return None if _NAME.match(v) else f"expected a name of letters, digits and _.@+-, got {show(v)}"
 
 
-def _at_least(n):
-    return lambda v: None if v >= n else f"expected a value >= {n}, got {v!r}"
+def _between(low, high):
+    """A range check for a number key: the bounds are the engine's (vmsched.bounded)."""
+    return lambda v: None if low <= v <= high else \
+        f"expected a value from {low} to {bounded.bound_text(high)}, got {show(v)}"
 
 
 def _positive(v) -> str | None:
-    return None if v > 0 else f"expected a value > 0, got {v!r}"
+    return None if v > 0 else f"expected a value > 0, got {show(v)}"
 
 
-_RANGE_RE = re.compile(r"^(.*?)\[(\d+)-(\d+)\](.*)$")
+_RANGE_RE = re.compile(r"\[([0-9]+)-([0-9]+)\]")
+_RANGE_END = 10 ** 9 - 1   # host numbers have at most 9 digits
 
 
-def expand_hostlist(pattern: str) -> list[str]:
-    """``wn[001-120]`` to wn001 … wn120, keeping the zero padding, as pbsnodes lists them."""
-    m = _RANGE_RE.match(pattern)
-    if not m:
+def expand_hostlist(pattern: str, limit: int = MAX_HOSTS) -> list[str]:
+    """``wn[001-120]`` to wn001 … wn120, keeping the zero padding, as pbsnodes lists them.
+    Several ranges multiply (``n[1-2][1-3]``: 6 names), so the number of names, the product
+    of the ranges' sizes, is checked against ``limit`` before a single name is made."""
+    parts = _RANGE_RE.split(pattern)
+    texts, ranges, total = parts[0::3], [], 1
+    for a, b in zip(parts[1::3], parts[2::3]):
+        try:
+            low, high = bounded.whole(a, 0, _RANGE_END), bounded.whole(b, 0, _RANGE_END)
+        except ValueError:
+            low, high = 1, 0
+        if high < low:
+            raise ValueError(f"expected a range like wn[001-120] with start <= end, got {show(pattern)}")
+        ranges.append((low, high, len(a) if a.startswith("0") else 0))
+        total *= high - low + 1
+    if total > limit:
+        raise ValueError(f"{show(pattern)} names {show(total)} hosts, more than the {limit} this file may "
+                         f"still define (at most {MAX_HOSTS} in all)")
+    if not ranges:
         return [pattern]
-    head, a, b, tail = m.groups()
-    if int(b) < int(a) or int(b) - int(a) > 100000:
-        raise ValueError(f"expected a range like wn[001-120] with start <= end, got {pattern!r}")
-    width = len(a) if a.startswith("0") else 0
-    return [n for i in range(int(a), int(b) + 1) for n in expand_hostlist(f"{head}{i:0{width}d}{tail}")]
+    head, tails = texts[0], texts[1:]
+    return [head + "".join(f"{n:0{w}d}{t}" for n, (_, _, w), t in zip(combo, ranges, tails))
+            for combo in itertools.product(*(range(low, high + 1) for low, high, _ in ranges))]
 
 
 # --------------------------------------------------------------------------- sections
@@ -455,9 +490,14 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
     except tomllib.TOMLDecodeError as e:
         msg = str(e)
         m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
-        line = m.group(1) if m else "?"
+        # tomllib says "(at end of document)" when the file stops in the middle of a value
+        no = m.group(1) if m else max(text.count("\n") + (not text.endswith("\n")), 1)
         msg = re.sub(r" \(at .*\)$", "", msg)
-        raise PolicyError([f"{source}:{line}: not valid TOML: {msg}"]) from None
+        raise PolicyError([line(f"{source}:{no}", f"not valid TOML: {msg}")]) from None
+    except (ValueError, RecursionError) as e:
+        # past tomllib's own checks: Python's limit on integer digits, or arrays nested
+        # deeper than the interpreter's stack
+        raise PolicyError([line(where_in_text(source, text, e), f"not valid TOML: {describe(e)}")]) from None
     if not data:
         raise PolicyError([f"{source}: the policy file is empty (expected at least [site] and [[queues]])"])
     r = _Reader(source, text)
@@ -469,16 +509,16 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
     sched = r.table(data.get("scheduler"), ("scheduler",),
                     {"cycle_interval", "max_starts_per_cycle", "engine", "default_queue"})
     interval = r.get(sched, "cycle_interval", ("scheduler",), "duration", 60.0, check=_positive)
-    max_starts = r.get(sched, "max_starts_per_cycle", ("scheduler",), "int", -1, check=_at_least(-1))
+    max_starts = r.get(sched, "max_starts_per_cycle", ("scheduler",), "int", -1, check=_between(-1, MAX_COUNT))
     engine = r.get(sched, "engine", ("scheduler",), "str", "auto",
                    check=lambda v: None if v in ("auto", "c", "python") else
-                   f"expected \"auto\", \"c\" or \"python\", got {v!r}")
+                   f"expected \"auto\", \"c\" or \"python\", got {show(v)}")
     default_queue = r.get(sched, "default_queue", ("scheduler",), "str", None)
 
     prio = r.table(data.get("priority"), ("priority",), {"fairshare", "class", "age"})
-    weights = PriorityWeights(r.get(prio, "fairshare", ("priority",), "num", 10000.0, check=_at_least(0)),
-                              r.get(prio, "class", ("priority",), "num", 1000.0, check=_at_least(0)),
-                              r.get(prio, "age", ("priority",), "num", 1.0, check=_at_least(0)))
+    weights = PriorityWeights(r.get(prio, "fairshare", ("priority",), "num", 10000.0, check=_between(0, MAX_WEIGHT)),
+                              r.get(prio, "class", ("priority",), "num", 1000.0, check=_between(0, MAX_WEIGHT)),
+                              r.get(prio, "age", ("priority",), "num", 1.0, check=_between(0, MAX_WEIGHT)))
 
     flavors = dict(DEFAULT_FLAVORS)
     for i, f in enumerate(r.array_of_tables(data.get("flavors"), ("flavors",))):
@@ -486,14 +526,14 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
         r.table(f, p, {"name", "cores", "memory", "disk", "whole_node", "min_cores"})
         name = r.get(f, "name", p, "str", required=True, check=_is_name)
         wn = r.get(f, "whole_node", p, "str", None,
-                   check=lambda v: None if v in ("hard", "soft") else f"expected \"hard\" or \"soft\", got {v!r}")
-        cores = r.get(f, "cores", p, "int", 0 if wn else None, required=wn is None, check=_at_least(0))
+                   check=lambda v: None if v in ("hard", "soft") else f"expected \"hard\" or \"soft\", got {show(v)}")
+        cores = r.get(f, "cores", p, "int", 0 if wn else None, required=wn is None, check=_between(0, MAX_CORES))
         mem = r.get(f, "memory", p, "size", 0 if wn else None, required=wn is None)
         disk = r.get(f, "disk", p, "flavor_disk", 0)
-        minc = r.get(f, "min_cores", p, "int", 1, check=_at_least(1))
+        minc = r.get(f, "min_cores", p, "int", 1, check=_between(1, MAX_CORES))
         if name and cores is not None and mem is not None:
             if name in flavors and name not in DEFAULT_FLAVORS:
-                r.problem(p + ("name",), f"flavor {name!r} is defined twice")
+                r.problem(p + ("name",), f"flavor {show(name)} is defined twice")
             flavors[name] = Flavor(name, cores, mem, disk, whole_node=wn, min_cores=minc)
 
     images: dict[str, Image] = {}
@@ -503,19 +543,19 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
         name = r.get(im, "name", p, "str", required=True, check=_is_name)
         vos = r.get(im, "vos", p, "strs", (), required=True)
         boot = r.get(im, "boot_time", p, "duration", 120.0)
-        size = r.get(im, "size", p, "num", 10.0, check=_at_least(0))
+        size = r.get(im, "size", p, "num", 10.0, check=_between(0, MAX_WEIGHT))
         tags = r.get(im, "tags", p, "strs", ())
         for v in vos or ():
             if _is_name(v):
                 r.problem(p + ("vos",), _is_name(v))
         if name:
             if name in images:
-                r.problem(p + ("name",), f"image {name!r} is defined twice")
+                r.problem(p + ("name",), f"image {show(name)} is defined twice")
             elif not any(_is_name(v) for v in vos or ()):
                 try:
                     images[name] = Image(name, frozenset(vos or ()), boot, size, frozenset(tags or ()))
                 except (ValueError, TypeError) as e:
-                    r.problem(p, str(e))
+                    r.problem(p, describe(e))
 
     queues: dict[str, Queue] = {}
     raw_dest: list[tuple[tuple, str, tuple]] = []
@@ -526,15 +566,15 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
         name = r.get(q, "name", p, "str", required=True, check=_is_name)
         kind = r.get(q, "kind", p, "str", "execution",
                      check=lambda v: None if v in ("routing", "execution") else
-                     f"expected \"routing\" or \"execution\", got {v!r}")
+                     f"expected \"routing\" or \"execution\", got {show(v)}")
         cap = r.get(q, "per_domain_jobs", p, "int", 1,
                     check=lambda v: None if 1 <= v <= MAX_PER_DOMAIN_JOBS else
-                    f"expected 1 (one-way) to {MAX_PER_DOMAIN_JOBS}, got {v!r}")
+                    f"expected 1 (one-way) to {MAX_PER_DOMAIN_JOBS}, got {show(v)}")
         lims = []
         for key in ("resources_min", "resources_max"):
             t = r.table(q.get(key), p + (key,), {"walltime", "cores", "mem"})
             lims.append(Limits(r.get(t, "walltime", p + (key,), "duration", None),
-                               r.get(t, "cores", p + (key,), "int", None, check=_at_least(1)),
+                               r.get(t, "cores", p + (key,), "int", None, check=_between(1, MAX_CORES)),
                                r.get(t, "mem", p + (key,), "size", None)))
         groups = r.get(q, "groups", p, "strs", ())
         dest = r.get(q, "destinations", p, "strs", ())
@@ -550,7 +590,7 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
                 r.problem(p + ("resources_min", label), f"resources_min {label} above resources_max")
         if name:
             if name in queues:
-                r.problem(p + ("name",), f"queue {name!r} is defined twice")
+                r.problem(p + ("name",), f"queue {show(name)} is defined twice")
                 continue
             raw_dest.append((p, name, dest or ()))
             try:
@@ -558,21 +598,21 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
                                      frozenset(groups or ()), tuple(dest or ()), frozenset(qimages or ()),
                                      qclass)
             except (ValueError, TypeError) as e:
-                r.problem(p, str(e))
+                r.problem(p, describe(e))
     if not queues and "queues" not in data:
         r.problem((), "no [[queues]] defined (expected at least one execution queue)")
     for p, name, dest in raw_dest:
         for j, d in enumerate(dest):
             if d not in queues:
-                r.problem(p + ("destinations",), f"routing destination {d!r} is not a defined queue")
+                r.problem(p + ("destinations",), f"routing destination {show(d)} is not a defined queue")
             elif d == name:
-                r.problem(p + ("destinations",), f"queue {name!r} routes to itself")
+                r.problem(p + ("destinations",), f"queue {show(name)} routes to itself")
     for p, name, _ in raw_dest:
         for im in (queues[name].images if name in queues else ()):
             if im not in images:
-                r.problem(p + ("images",), f"image {im!r} is not defined in [[images]]")
+                r.problem(p + ("images",), f"image {show(im)} is not defined in [[images]]")
     if default_queue is not None and default_queue not in queues:
-        r.problem(("scheduler", "default_queue"), f"queue {default_queue!r} is not defined in [[queues]]")
+        r.problem(("scheduler", "default_queue"), f"queue {show(default_queue)} is not defined in [[queues]]")
 
     hosts: list[Host] = []
     seen_hosts: set[str] = set()
@@ -582,13 +622,13 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
         r.table(h, p, {"name", "cores", "memory", "disk", "features", "owner", "max_active", "max_domains",
                        "cached_images", "count", "domains"})
         pattern = r.get(h, "name", p, "str", required=True)
-        cores = r.get(h, "cores", p, "int", None, required=True, check=_at_least(1))
+        cores = r.get(h, "cores", p, "int", None, required=True, check=_between(1, MAX_CORES))
         mem = r.get(h, "memory", p, "size", None, required=True)
         disk = r.get(h, "disk", p, "host_disk", None)
         feats = r.get(h, "features", p, "strs", ())
         owner = r.get(h, "owner", p, "str", None, check=_is_name)
-        max_active = r.get(h, "max_active", p, "int", 1, check=_at_least(1))
-        max_domains = r.get(h, "max_domains", p, "int", 4, check=_at_least(1))
+        max_active = r.get(h, "max_active", p, "int", 1, check=_between(1, MAX_ACTIVE))
+        max_domains = r.get(h, "max_domains", p, "int", 4, check=_between(1, MAX_DOMAINS_PER_HOST))
         cached = r.get(h, "cached_images", p, "strs", ())
         doms = r.get(h, "domains", p, "any", [])
         templates = []
@@ -600,16 +640,16 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
             r.table(d, dp, {"image", "flavor", "count"})
             im = r.get(d, "image", dp, "str", None, required=True)
             fl = r.get(d, "flavor", dp, "str", None, required=True)
-            n = r.get(d, "count", dp, "int", 1, check=_at_least(1))
+            n = r.get(d, "count", dp, "int", 1, check=_between(1, MAX_DOMAINS_PER_HOST))
             if im is not None and im not in images:
-                r.problem(dp + ("image",), f"image {im!r} is not defined in [[images]]")
+                r.problem(dp + ("image",), f"image {show(im)} is not defined in [[images]]")
             elif fl is not None and fl not in flavors:
-                r.problem(dp + ("flavor",), f"flavor {fl!r} is not defined (known: {', '.join(sorted(flavors))})")
+                r.problem(dp + ("flavor",), f"flavor {show(fl)} is not defined (known: {', '.join(sorted(flavors))})")
             elif im and fl and n:
                 fc, fm = flavors[fl].cores, flavors[fl].memory_mb
                 if flavors[fl].whole_node is None and cores is not None and mem is not None and \
                         (fc > cores or fm > mem):
-                    r.problem(dp + ("flavor",), f"flavor {fl!r} ({fc} cores, {fm} MB) is bigger than the host "
+                    r.problem(dp + ("flavor",), f"flavor {show(fl)} ({fc} cores, {fm} MB) is bigger than the host "
                                                 f"({cores} cores, {mem} MB)")
                 else:
                     templates.append((im, fl, n))
@@ -620,29 +660,33 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
                 r.problem(p + ("disk",), f"its domains take {held} GB of disk, the host has {disk} GB")
         for c in cached or ():
             if c not in images:
-                r.problem(p + ("cached_images",), f"image {c!r} is not defined in [[images]]")
+                r.problem(p + ("cached_images",), f"image {show(c)} is not defined in [[images]]")
         if pattern is None or cores is None or mem is None:
             continue
         try:
-            names = expand_hostlist(pattern)
+            names = expand_hostlist(pattern, MAX_HOSTS - len(hosts))
         except ValueError as e:
-            r.problem(p + ("name",), str(e))
+            r.problem(p + ("name",), describe(e))
             continue
         for n in names:
             if n in seen_hosts:
-                r.problem(p + ("name",), f"host {n!r} is defined twice")
+                r.problem(p + ("name",), f"host {show(n)} is defined twice")
                 break
             seen_hosts.add(n)
             try:
                 hosts.append(Host(n, cores, mem, disk, frozenset(feats or ()), owner, max_active or 1,
                                   max_domains or 4, frozenset(cached or ())))
             except (ValueError, TypeError) as e:
-                r.problem(p, str(e))
+                r.problem(p, describe(e))
                 break
             for im, fl, cnt in templates:
                 domain_templates.append((n, im, fl, cnt))
         if sum(c for _, _, c in templates) > (max_domains or 4):
             r.problem(p + ("domains",), f"more domains than max_domains = {max_domains}")
+    n_domains = sum(c for _, _, _, c in domain_templates)
+    if n_domains > MAX_DOMAINS:
+        r.problem(("hosts",), f"the hosts' domains number {n_domains} in all, more than {MAX_DOMAINS} "
+                              "(the most one policy file may define)")
 
     _check_flavor_disks(r, data.get("flavors"), flavors, hosts)
 
@@ -662,10 +706,10 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
             continue
         parts = tuple(path_s.split("/"))
         if any(_is_name(x) for x in parts):
-            r.problem(p + ("path",), f"expected vo[/group[/user]] made of names, got {path_s!r}")
+            r.problem(p + ("path",), f"expected vo[/group[/user]] made of names, got {show(path_s)}")
             continue
         if parts in seen_paths:
-            r.problem(p + ("path",), f"share {path_s!r} is listed twice (first at share[{seen_paths[parts]}])")
+            r.problem(p + ("path",), f"share {show(path_s)} is listed twice (first at share[{seen_paths[parts]}])")
             continue
         depth_problem = _share_depth_problem(parts, vo_of_group, share_tables)
         if depth_problem:
@@ -675,7 +719,7 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
             r.problem(p + ("path",), depth_problem)
             continue
         if len(parts) > 1 and parts[:-1] not in seen_paths:
-            r.problem(p + ("path",), f"parent {'/'.join(parts[:-1])!r} of {path_s!r} must be listed before it")
+            r.problem(p + ("path",), f"parent {show('/'.join(parts[:-1]))} of {show(path_s)} must be listed before it")
             continue
         seen_paths[parts] = i
         shares.append((parts, share))
@@ -683,9 +727,9 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
         half_life_s=r.get(fs, "half_life", ("fairshare",), "duration", 7 * 86400.0, check=_positive),
         usage=r.get(fs, "usage", ("fairshare",), "str", "core-seconds",
                     check=lambda v: None if v in ("core-seconds", "memory-weighted") else
-                    f"expected \"core-seconds\" or \"memory-weighted\", got {v!r}"),
+                    f"expected \"core-seconds\" or \"memory-weighted\", got {show(v)}"),
         memory_mb_per_core=r.get(fs, "memory_per_core", ("fairshare",), "size", 1740) or 1740,
-        floor=r.get(fs, "floor", ("fairshare",), "num", 0.0, check=_at_least(0)),
+        floor=r.get(fs, "floor", ("fairshare",), "num", 0.0, check=_between(0, MAX_WEIGHT)),
         default_share=r.get(fs, "default_share", ("fairshare",), "num", 1.0, check=_positive),
         shares=tuple(shares),
         store=r.get(fs, "store", ("fairshare",), "str", None),
@@ -706,28 +750,28 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
     classes = classes or ("normal",)
     default_class = r.get(pre, "default_class", ("preemption",), "str", "normal" if "normal" in classes else classes[0])
     if default_class not in classes:
-        r.problem(("preemption", "default_class"), f"{default_class!r} is not one of classes {list(classes)}")
+        r.problem(("preemption", "default_class"), f"{show(default_class)} is not one of classes {list(classes)}")
     mode = r.get(pre, "mode", ("preemption",), "str", "suspend-domain",
                  check=lambda v: None if v in ("suspend-domain", "suspend-jobs", "requeue", "none") else
-                 f"expected \"suspend-domain\", \"suspend-jobs\", \"requeue\" or \"none\", got {v!r}")
+                 f"expected \"suspend-domain\", \"suspend-jobs\", \"requeue\" or \"none\", got {show(v)}")
     rules = []
     for i, ru in enumerate(r.array_of_tables(pre.get("rule"), ("preemption", "rule"))):
         p = ("preemption", "rule", i)
         r.table(ru, p, {"class", "queue", "group", "vo", "user", "interactive"})
         kl = r.get(ru, "class", p, "str", None, required=True)
         if kl is not None and kl not in classes:
-            r.problem(p + ("class",), f"{kl!r} is not one of classes {list(classes)}")
+            r.problem(p + ("class",), f"{show(kl)} is not one of classes {list(classes)}")
             continue
         q = r.get(ru, "queue", p, "str", None)
         if q is not None and q not in queues:
-            r.problem(p + ("queue",), f"queue {q!r} is not defined in [[queues]]")
+            r.problem(p + ("queue",), f"queue {show(q)} is not defined in [[queues]]")
         if kl:
             rules.append(ClassRule(kl, q, r.get(ru, "group", p, "str", None), r.get(ru, "vo", p, "str", None),
                                    r.get(ru, "user", p, "str", None), r.get(ru, "interactive", p, "bool", None)))
     for name, q in queues.items():
         if q.klass is not None and q.klass not in classes:
             idx = next(i for i, (pp, n, _) in enumerate(raw_dest) if n == name)
-            r.problem(raw_dest[idx][0] + ("class",), f"{q.klass!r} is not one of the preemption classes {list(classes)}")
+            r.problem(raw_dest[idx][0] + ("class",), f"{show(q.klass)} is not one of the preemption classes {list(classes)}")
     for name, q in queues.items():
         if q.klass is not None and q.klass in classes:
             rules.append(ClassRule(q.klass, queue=name))
@@ -739,7 +783,7 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
                                   r.get(pre, "share_after", ("preemption",), "duration", None))
     if preemption.share_after_s is not None and preemption.mode != "suspend-domain":
         r.problem(("preemption", "share_after"), "share preemption freezes whole domains: it needs "
-                  f"mode = \"suspend-domain\", not {preemption.mode!r}")
+                  f"mode = \"suspend-domain\", not {show(preemption.mode)}")
 
     lc = r.table(data.get("lifecycle"), ("lifecycle",),
                  {"dynamic_boot", "max_concurrent_boots", "idle_shutdown", "shutdown_time", "warm_pool",
@@ -747,12 +791,12 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
     warm = r.table(lc.get("warm_pool"), ("lifecycle", "warm_pool"), set(images))
     warm_pool = []
     for im in sorted(warm):
-        n = r.get(warm, im, ("lifecycle", "warm_pool"), "int", None, check=_at_least(0))
+        n = r.get(warm, im, ("lifecycle", "warm_pool"), "int", None, check=_between(0, MAX_COUNT))
         if n:
             warm_pool.append((im, n))
     lifecycle = LifecyclePolicy(
         r.get(lc, "dynamic_boot", ("lifecycle",), "bool", True),
-        r.get(lc, "max_concurrent_boots", ("lifecycle",), "int", 8, check=_at_least(1)),
+        r.get(lc, "max_concurrent_boots", ("lifecycle",), "int", 8, check=_between(1, MAX_COUNT)),
         r.get(lc, "idle_shutdown", ("lifecycle",), "duration", 1800.0),
         r.get(lc, "shutdown_time", ("lifecycle",), "duration", 30.0),
         tuple(warm_pool),
@@ -765,8 +809,8 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
     plugins = {}
     for k in sorted(plugins_t):
         v = r.get(plugins_t, k, ("plugins",), "str", None,
-                  check=lambda v: None if re.match(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", v) else
-                  f"expected \"package.module:ClassName\", got {v!r}")
+                  check=lambda v: None if re.match(r"[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*\Z", v) else
+                  f"expected \"package.module:ClassName\", got {show(v)}")
         if v:
             plugins[k] = v
 
@@ -775,8 +819,7 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
         trace = _parse_trace(r, data.get("trace"), images, queues, flavors, classes, base_dir)
 
     _check_routing_loops(r, queues, raw_dest)
-    if r.problems:
-        raise PolicyError(r.problems)
+    r.raise_problems()
     return Policy(source, site_name or "site", flavors, images, tuple(hosts), queues, default_queue, weights,
                   fairshare, preemption, lifecycle, interval, max_starts, engine, plugins, trace,
                   tuple(domain_templates))
@@ -795,7 +838,7 @@ def _check_flavor_disks(r: _Reader, tables: Any, flavors: Mapping[str, Flavor], 
         if not any(f.disk_for(f.size_on(h)[0]) <= h.disk_gb for h in hosts):
             most = max(h.disk_gb for h in hosts)
             r.problem(("flavors", i, "disk" if "disk" in t else "name"),
-                      f"flavor {f.name!r} needs {need} GB of disk, no host has that much (the most: {most} GB)")
+                      f"flavor {show(f.name)} needs {need} GB of disk, no host has that much (the most: {most} GB)")
 
 
 _SHARE_PATH = "expected a path vo, vo/group or vo/group/user"
@@ -829,21 +872,17 @@ def _share_depth_problem(parts: tuple[str, ...], vo_of_group: dict[str, list[tup
     """
     path = "/".join(parts)
     if len(parts) > 3:
-        return (f"{_SHARE_PATH} (usage is charged to a job's VO, group and user), got {len(parts)} levels "
-                f"in {path!r}: no usage would ever reach it")
+        return (f"{_SHARE_PATH}, got {len(parts)} levels in {show(path)}: usage is charged to a job's VO, "
+                "group and user only")
     if len(parts) < 2 or parts[0] not in vo_of_group:
         return None
     group = parts[0]
     vo, at = vo_of_group[group][0]
-    where = f"share[{at}] {vo}/{group}"
     fix = f"write '{vo}/{path}'" if len(parts) == 2 else f"'{vo}/{path}' would be deeper than vo/group/user"
-    reads = "reads as group/user" if len(parts) == 2 else "starts at a group"
     if any(t.get("path") == group for t in tables):
-        return (f"{_SHARE_PATH}: {group!r} is a group of VO {vo!r} ({where}) as well as a top-level entry, "
-                f"so {path!r} {reads}, a level too low: jobs of group {group} are charged to "
-                f"{group}/{group}/<user> beside it with the default share; {fix} and drop the top-level {group!r}")
-    return (f"{_SHARE_PATH}: {group!r} is not a VO of the tree but a group of VO {vo!r} ({where}), "
-            f"so {path!r} {reads}, a level too low; {fix}")
+        return (f"{show(group)} is both a top-level entry and a group of VO {show(vo)} (share[{at}]), so "
+                f"{show(path)} is a level too low; {fix} and drop the top-level {show(group)}")
+    return f"{show(group)} is a group of VO {show(vo)} (share[{at}]), not a VO, so {show(path)} is a level too low; {fix}"
 
 
 _ID_RANGE_RE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
@@ -861,7 +900,7 @@ def _c_id_ranges(v):
         if m and int(m.group(1)) <= int(m.group(2)):
             out.append((int(m.group(1)), int(m.group(2))))
             continue
-        raise ValueError(f"expected an id >= 0, a range like \"10-20\" or an array of them, got {x!r}")
+        raise ValueError(f"expected an id >= 0, a range like \"10-20\" or an array of them, got {show(x)}")
     if not out:
         raise ValueError("expected an id >= 0, a range like \"10-20\" or an array of them, got an empty array")
     return tuple(out)
@@ -877,7 +916,7 @@ def _c_queue_keys(v):
         elif isinstance(x, str) and x and len(x.split()) == 1:
             out.append(x)
         else:
-            raise ValueError(f"expected a queue number >= 0, a queue name or an array of them, got {x!r}")
+            raise ValueError(f"expected a queue number >= 0, a queue name or an array of them, got {show(x)}")
     if not out:
         raise ValueError("expected a queue number >= 0, a queue name or an array of them, got an empty array")
     return tuple(out)
@@ -894,7 +933,7 @@ _TRACE_RULE_KEYS = {"user", "group", "queue", "partition", "executable", "vo", "
 
 def _one_of(*choices):
     return lambda v: None if v in choices else \
-        "expected " + ", ".join(f"\"{c}\"" for c in choices[:-1]) + f" or \"{choices[-1]}\", got {v!r}"
+        "expected " + ", ".join(f"\"{c}\"" for c in choices[:-1]) + f" or \"{choices[-1]}\", got {show(v)}"
 
 
 def _parse_trace(r: _Reader, t: Any, images, queues, flavors, classes, base_dir: Path | None) -> TraceMapping:
@@ -911,12 +950,12 @@ def _parse_trace(r: _Reader, t: Any, images, queues, flavors, classes, base_dir:
                                 ("flavor", flavors, "flavors")):
             v = r.get(mr, k, p, "str", None)
             if v is not None and v not in known:
-                r.problem(p + (k,), f"{v!r} is not defined in {label} (known: {', '.join(sorted(known)) or 'none'})")
+                r.problem(p + (k,), f"{show(v)} is not defined in {label} (known: {', '.join(sorted(known)) or 'none'})")
                 v = None
             targets[k] = v
         kl = r.get(mr, "class", p, "str", None)
         if kl is not None and kl not in classes:
-            r.problem(p + ("class",), f"{kl!r} is not one of classes {list(classes)}")
+            r.problem(p + ("class",), f"{show(kl)} is not one of classes {list(classes)}")
             kl = None
         vo = r.get(mr, "vo", p, "str", None, check=_is_name)
         below = r.get(mr, "interactive_below", p, "duration", None)
@@ -931,10 +970,10 @@ def _parse_trace(r: _Reader, t: Any, images, queues, flavors, classes, base_dir:
                                targets["flavor"], targets["exec_queue"], below, wall))
     dimg = r.get(t, "default_image", ("trace",), "str", None)
     if dimg is not None and dimg not in images:
-        r.problem(("trace", "default_image"), f"{dimg!r} is not defined in [[images]]")
+        r.problem(("trace", "default_image"), f"{show(dimg)} is not defined in [[images]]")
     dq = r.get(t, "default_queue", ("trace",), "str", None)
     if dq is not None and dq not in queues:
-        r.problem(("trace", "default_queue"), f"{dq!r} is not defined in [[queues]]")
+        r.problem(("trace", "default_queue"), f"{show(dq)} is not defined in [[queues]]")
     feats = r.get(t, "features", ("trace",), "strs", ())
     for f in feats or ():
         if _is_name(f):
@@ -989,8 +1028,8 @@ def load_policy(path) -> Policy:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise PolicyError([f"{path}:{line}: not UTF-8 text, expected a TOML policy file"]) from None
+        no = raw[: e.start].count(b"\n") + 1
+        raise PolicyError([f"{path}:{no}: not UTF-8 text, expected a TOML policy file"]) from None
     if not text.strip():
         raise PolicyError([f"{path}: the policy file is empty (expected at least [site] and [[queues]])"])
     try:
