@@ -44,5 +44,10 @@ class NeverPreempt:
 
 
 class Broken:
+    """A filter whose constructor fails (it cannot reach what it checks against)."""
+
     def __init__(self):
         raise RuntimeError("cannot reach the site database")
+
+    def filter(self, job, domain, host):
+        return Status()

@@ -5,12 +5,13 @@ with one short line naming where, the key and what was expected."""
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
 from vmsched.errors import MAX_TEXT
 from vmsched.model import Host, Job, ModelError, Snapshot
-from vmsched.policyfile import PolicyError, expand_hostlist, parse_policy
+from vmsched.policyfile import PolicyError, expand_hostlist, load_policy, parse_policy
 
 QSTAT = {"Job_Owner": "alice@ui", "euser": "alice", "egroup": "atlas", "queue": "short",
          "Resource_List.walltime": "10:00:00", "qtime": "1700000000"}
@@ -295,3 +296,115 @@ def test_a_file_with_many_problems_reports_the_first_fifty():
     with pytest.raises(PolicyError) as e:
         parse_policy(text, "site.toml")
     assert len(e.value.problems) == 51 and e.value.problems[-1] == "site.toml: 30 more problems not shown"
+
+
+# --------------------------------------------------------------------------- 4 and 8. plugins
+
+PLUGIN_CODE = '''
+from vmsched.extensions import Status
+
+
+class Sorter:
+    def sort_key(self, job, priority):
+        return (-priority, job.id)
+
+
+class Unreachable:
+    def __init__(self):
+        raise RuntimeError("cannot reach the site database")
+
+    def sort_key(self, job, priority):
+        return priority
+
+
+NOT_A_CLASS = 3
+'''
+
+
+@pytest.fixture
+def plugin(tmp_path, monkeypatch):
+    """A plugin module (a unique name per test: imports are cached) in a directory and a file
+    that only their owner can write, and the policy file naming it; the test changes modes."""
+    import uuid
+    name = f"plug_{uuid.uuid4().hex[:6]}"
+    where = tmp_path / "plugins"
+    where.mkdir(mode=0o755)
+    (where / f"{name}.py").write_text(PLUGIN_CODE)
+    (where / f"{name}.py").chmod(0o644)
+    monkeypatch.syspath_prepend(str(where))
+    policy = tmp_path / "site.toml"
+    policy.write_text(MINIMAL + f'[plugins]\nqueue_sort = "{name}:Sorter"\n')
+    policy.chmod(0o644)
+    yield name, where / f"{name}.py", policy
+    sys.modules.pop(name, None)
+
+
+def _load_error(path) -> str:
+    with pytest.raises(PolicyError) as e:
+        load_policy(path)
+    return one_line(e.value, f"{path}:7: plugins.queue_sort: ")
+
+
+def test_check_loads_a_plugin_that_has_its_interface(plugin):
+    name, _, policy = plugin
+    assert load_policy(policy).plugins == {"queue_sort": f"{name}:Sorter"}
+
+
+@pytest.mark.parametrize("spec,expect", [
+    ("no_such_site_module:Sorter", "no_such_site_module:Sorter: no module named no_such_site_module"),
+    ("no_such_site_module.sub:Sorter", "no module named no_such_site_module"),
+    ("builtins:dict", "builtins:dict: class dict has no method sort_key(job, priority), which a queue_sort "
+                      "plugin needs"),
+    ("{name}:Missing", "{name}:Missing: module {name} has no Missing"),
+    ("{name}:NOT_A_CLASS", "{name}:NOT_A_CLASS: NOT_A_CLASS is a int, expected a class"),
+])
+def test_check_refuses_a_plugin_it_cannot_load_or_that_lacks_its_method(plugin, spec, expect):
+    name, _, policy = plugin
+    policy.write_text(MINIMAL + f'[plugins]\nqueue_sort = "{spec.format(name=name)}"\n')
+    assert _load_error(policy).endswith(expect.format(name=name))
+
+
+def test_explain_gives_checks_one_line_not_a_traceback(plugin, tmp_path):
+    import subprocess
+    from pathlib import Path
+    name, module, policy = plugin
+    root = Path(__file__).resolve().parents[1]
+    env = {"PYTHONPATH": f"{module.parent}:{root}", "PATH": "/usr/bin:/bin"}
+    for spec, expect in (("builtins:dict", "has no method sort_key"),
+                         (f"{name}:Unreachable", "RuntimeError: cannot reach the site database")):
+        policy.write_text(MINIMAL + f'[plugins]\nqueue_sort = "{spec}"\n')
+        r = subprocess.run([sys.executable, "-m", "vmsched", "explain", "--policy", str(policy)],
+                           capture_output=True, text=True, env=env, cwd=tmp_path)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert len(r.stderr.splitlines()) == 1 and expect in r.stderr and str(policy) in r.stderr
+
+
+@pytest.mark.parametrize("what,mode,expect", [
+    ("module", 0o664, "{module}: group-writable (mode 664; chmod go-w)"),
+    ("module", 0o646, "{module}: world-writable (mode 646; chmod go-w)"),
+    ("directory", 0o775, "/plugins: group-writable (mode 775; chmod go-w)"),
+    ("directory", 0o777, "/plugins: group- and world-writable (mode 777; chmod go-w)"),
+    ("policy", 0o664, "plugins refused: {policy}: group-writable (mode 664; chmod go-w)"),
+])
+def test_plugins_are_refused_from_files_others_can_write(plugin, what, mode, expect):
+    name, module, policy = plugin
+    {"module": module, "directory": module.parent, "policy": policy}[what].chmod(mode)
+    msg = _load_error(policy)
+    assert msg.endswith(expect.format(policy=policy, module=module)), msg
+    assert name not in sys.modules          # refused before any of its code ran
+
+
+def test_plugins_are_refused_from_files_of_another_user(plugin):
+    import os
+    if os.geteuid() != 0:
+        pytest.skip("only root can give a file to another user")
+    _, module, policy = plugin
+    os.chown(module, 65534, -1)
+    assert _load_error(policy).endswith(f"{module}: owned by uid 65534, not root or the user running vmsched")
+
+
+def test_a_policy_without_plugins_may_be_group_writable(plugin):
+    _, _, policy = plugin
+    policy.write_text(MINIMAL)
+    policy.chmod(0o664)
+    assert load_policy(policy).plugins == {}

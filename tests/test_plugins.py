@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
 from pathlib import Path
 
 import attrs
@@ -14,6 +16,22 @@ from vmsched.policyfile import load_policy, parse_policy
 from vmsched.usage import UsageStore
 
 EX = Path(__file__).resolve().parents[1] / "vmsched" / "examples"
+SITE = "vmsched_test_site_plugins"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def site_plugins(tmp_path_factory):
+    """tests/site_plugins.py as the module ``vmsched_test_site_plugins``, from a directory and a
+    file only their owner can write: plugins are refused from group- or world-writable files
+    (README, "Plugins"), and a checkout made under umask 002 is group-writable."""
+    where = tmp_path_factory.mktemp("plugins")
+    where.chmod(0o755)
+    shutil.copy(Path(__file__).with_name("site_plugins.py"), where / f"{SITE}.py")
+    (where / f"{SITE}.py").chmod(0o644)
+    sys.path.insert(0, str(where))
+    yield SITE
+    sys.path.remove(str(where))
+    sys.modules.pop(SITE, None)
 
 
 def _policy(**plugins):
@@ -33,7 +51,7 @@ def _run(p, snap):
 
 
 def test_filter_plugin_vetoes_a_domain_and_its_reason_reaches_the_job():
-    p = _policy(filter="tests.site_plugins:NoBlackHole")
+    p = _policy(filter=f"{SITE}:NoBlackHole")
     plan = _run(p, _snap(p, n_jobs=3, n_domains=3))
     runs = {a.job: a.domain for a in plan.actions if a.verb == "run"}
     assert "lxb001-d" not in runs.values() and len(runs) == 2
@@ -42,14 +60,14 @@ def test_filter_plugin_vetoes_a_domain_and_its_reason_reaches_the_job():
 
 
 def test_queue_sort_and_score_plugins_take_the_python_path():
-    p = _policy(queue_sort="tests.site_plugins:OldestFirst", score="tests.site_plugins:PreferHighNumbers")
+    p = _policy(queue_sort=f"{SITE}:OldestFirst", score=f"{SITE}:PreferHighNumbers")
     plan = _run(p, _snap(p, n_jobs=2, n_domains=3))
     runs = [(a.job, a.domain) for a in plan.actions if a.verb == "run"]
     assert runs == [("j1", "lxb003-d"), ("j0", "lxb002-d")]
 
 
 def test_pre_filter_keeps_a_job_out_of_this_cycle():
-    p = _policy(pre_filter="tests.site_plugins:MaxTwoRunningPerUser")
+    p = _policy(pre_filter=f"{SITE}:MaxTwoRunningPerUser")
     s = Scheduler(p, engine=PyEngine(), store=UsageStore(":memory:"))
     s.plugins["pre_filter"].running["bob"] = 2
     plan = s.on_cycle(_snap(p))
@@ -58,7 +76,7 @@ def test_pre_filter_keeps_a_job_out_of_this_cycle():
 
 
 def test_preempt_plugin_can_refuse():
-    text = (EX / "metacenter.toml").read_text() + '\n[plugins]\npreempt = "tests.site_plugins:NeverPreempt"\n'
+    text = (EX / "metacenter.toml").read_text() + f'\n[plugins]\npreempt = "{SITE}:NeverPreempt"\n'
     p = parse_policy(text, "mc.toml")
     from vmsched.policyfile import initial_domains
     doms = initial_domains(p)
@@ -71,6 +89,6 @@ def test_preempt_plugin_can_refuse():
 
 
 def test_a_plugin_that_cannot_load_is_named():
-    p = _policy(filter="tests.site_plugins:Broken")
-    with pytest.raises(ValueError, match="plugin tests.site_plugins:Broken: cannot load: RuntimeError"):
+    p = _policy(filter=f"{SITE}:Broken")
+    with pytest.raises(ValueError, match=f"plugin {SITE}:Broken: cannot load: RuntimeError"):
         Scheduler(p, engine=PyEngine(), store=UsageStore(":memory:"))

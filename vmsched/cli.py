@@ -48,9 +48,11 @@ def _bad_input_types():
 
 
 def _lines(e: Exception) -> list[str]:
-    probs = getattr(e, "problems", None)
+    """The lines to print for a bad-input error: its problems, each kept to one line."""
+    from vmsched.errors import one_line
+    probs = getattr(e, "problems", None) or getattr(e, "lines", None)
     if probs:
-        return [str(p) for p in probs]
+        return [one_line(str(p)) for p in probs]
     return [line for line in str(e).splitlines() if line] or [type(e).__name__]
 
 
@@ -86,7 +88,11 @@ def cmd_explain(args) -> int:
     if not snap.hosts and policy.hosts:
         import attrs
         snap = attrs.evolve(snap, hosts=policy.hosts, domains=snap.domains or tuple(initial_domains(policy)))
-    sched = Scheduler(policy)
+    from vmsched.extensions import PluginError
+    try:
+        sched = Scheduler(policy)
+    except PluginError as e:    # check imports a plugin; only a run makes one, and it may fail
+        raise _BadInput([f"{policy.source}: plugins: {e}"]) from None
     try:
         plan = sched.on_cycle(snap)
     except ValueError as e:
@@ -140,7 +146,7 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except _BadInput as e:
-        for line in e.lines:
+        for line in _lines(e):
             print(f"vmsched: {line}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except _bad_input_types() as e:

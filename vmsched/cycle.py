@@ -97,7 +97,7 @@ class Scheduler(Cluster):
                  plugins: Mapping[str, Any] | None = None, phases: tuple[Phase, ...] = PHASES):
         super().__init__(policy, engine=engine, store=store)
         if plugins is None:
-            plugins = {k: load_plugin(v) for k, v in policy.plugins.items()}
+            plugins = {k: load_plugin(v, k) for k, v in policy.plugins.items()}
         self.plugins = dict(plugins)
         self.phases = tuple(phases)
         self.last_plan: Plan | None = None

@@ -21,6 +21,7 @@ from vmsched import bounded
 from vmsched.bounded import (MAX_ACTIVE, MAX_CORES, MAX_COUNT, MAX_DISK_GB, MAX_DOMAINS, MAX_DOMAINS_PER_HOST,
                              MAX_HOSTS, MAX_ID, MAX_MEMORY_MB, MAX_TIME, MAX_WEIGHT)
 from vmsched.errors import describe, line, show, where_in_text
+from vmsched.extensions import PLUGIN_METHODS, PluginError, owner_only, plugin_class
 from vmsched.model import (DEFAULT_FLAVORS, Flavor, Host, Image, Limits, ModelError, Queue,
                            QueueKind, parse_duration, parse_size_mb)
 
@@ -483,8 +484,12 @@ _TOP = {"site", "scheduler", "priority", "fairshare", "preemption", "lifecycle",
         "hosts", "queues", "plugins", "trace"}
 
 
-def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None = None) -> Policy:
-    """Validate a policy file's text. Raises PolicyError with every problem found."""
+def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None = None, *,
+                 policy_file: Path | None = None) -> Policy:
+    """Validate a policy file's text. Raises PolicyError with every problem found.
+
+    ``policy_file`` is the file the text was read from (:func:`load_policy` gives it): its
+    ``[plugins]`` are loaded only if nobody but its owner or root can change it."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -805,14 +810,7 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
         r.get(lc, "download_time_per_gb", ("lifecycle",), "duration", 2.0),
     )
 
-    plugins_t = r.table(data.get("plugins"), ("plugins",), {"queue_sort", "pre_filter", "filter", "score", "preempt"})
-    plugins = {}
-    for k in sorted(plugins_t):
-        v = r.get(plugins_t, k, ("plugins",), "str", None,
-                  check=lambda v: None if re.match(r"[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*\Z", v) else
-                  f"expected \"package.module:ClassName\", got {show(v)}")
-        if v:
-            plugins[k] = v
+    plugins = _parse_plugins(r, data.get("plugins"), policy_file)
 
     trace = None
     if "trace" in data:
@@ -823,6 +821,36 @@ def parse_policy(text: str, source: str = "policy.toml", base_dir: Path | None =
     return Policy(source, site_name or "site", flavors, images, tuple(hosts), queues, default_queue, weights,
                   fairshare, preemption, lifecycle, interval, max_starts, engine, plugins, trace,
                   tuple(domain_templates))
+
+
+_PLUGIN_SPEC = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def _parse_plugins(r: _Reader, t: Any, policy_file: Path | None) -> dict[str, str]:
+    """``[plugins]``: each entry is imported and checked against its interface here, so that
+    ``vmsched check`` finds a missing module or method rather than the first cycle. The
+    policy file names code to run: with plugins it must pass the same rule as their files."""
+    t = r.table(t, ("plugins",), set(PLUGIN_METHODS))
+    plugins: dict[str, str] = {}
+    refused = None
+    if t and policy_file is not None:
+        refused = owner_only(policy_file) or owner_only(policy_file.resolve().parent)
+    for k in sorted(t):
+        v = r.get(t, k, ("plugins",), "str", None,
+                  check=lambda v: None if _PLUGIN_SPEC.match(v) else
+                  f"expected \"package.module:ClassName\", got {show(v)}")
+        if not v:
+            continue
+        if refused:
+            r.problem(("plugins", k), f"plugins refused: {refused}")
+            continue
+        try:
+            plugin_class(v, k)
+        except PluginError as e:
+            r.problem(("plugins", k), f"{e.spec}: {e.reason}")
+            continue
+        plugins[k] = v
+    return plugins
 
 
 def _check_flavor_disks(r: _Reader, tables: Any, flavors: Mapping[str, Flavor], hosts: list[Host]) -> None:
@@ -1033,7 +1061,7 @@ def load_policy(path) -> Policy:
     if not text.strip():
         raise PolicyError([f"{path}: the policy file is empty (expected at least [site] and [[queues]])"])
     try:
-        return parse_policy(text, str(path), base_dir=p.parent)
+        return parse_policy(text, str(path), base_dir=p.parent, policy_file=p)
     except ModelError as e:
         raise PolicyError([f"{path}: {x}" for x in e.problems]) from None
 
