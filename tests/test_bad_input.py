@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,7 @@ from vmsched.errors import MAX_TEXT
 from vmsched.model import Host, Job, ModelError, Snapshot
 from vmsched.policyfile import PolicyError, expand_hostlist, load_policy, parse_policy
 
+EX = Path(__file__).resolve().parents[1] / "vmsched" / "examples"
 QSTAT = {"Job_Owner": "alice@ui", "euser": "alice", "egroup": "atlas", "queue": "short",
          "Resource_List.walltime": "10:00:00", "qtime": "1700000000"}
 PBSNODES = {"np": "8", "resources_available.mem": "16gb", "state": "free"}
@@ -366,7 +368,6 @@ def test_check_refuses_a_plugin_it_cannot_load_or_that_lacks_its_method(plugin, 
 
 def test_explain_gives_checks_one_line_not_a_traceback(plugin, tmp_path):
     import subprocess
-    from pathlib import Path
     name, module, policy = plugin
     root = Path(__file__).resolve().parents[1]
     env = {"PYTHONPATH": f"{module.parent}:{root}", "PATH": "/usr/bin:/bin"}
@@ -408,3 +409,80 @@ def test_a_policy_without_plugins_may_be_group_writable(plugin):
     policy.write_text(MINIMAL)
     policy.chmod(0o664)
     assert load_policy(policy).plugins == {}
+
+
+# --------------------------------------------------------------------------- traces (SWF)
+
+SWF_LINE = "1 0 10 3600 1 -1 -1 1 7200 1024 1 3 4 -1 1 -1 -1 -1"
+
+
+def _trace_error(tmp_path, *lines: str) -> str:
+    from vmsched.sim.swf import TraceError, read_trace
+    path = tmp_path / "t.swf"
+    path.write_text("; Version: 2.2\n" + "".join(f"{x}\n" for x in lines))
+    with pytest.raises(TraceError) as e:
+        read_trace(path)
+    return one_line(e.value, f"{path}:")
+
+
+def _field(n: int, value: str) -> str:
+    words = SWF_LINE.split()
+    words[n - 1] = value
+    return " ".join(words)
+
+
+@pytest.mark.parametrize("n,value,expect", [
+    (2, HUGE, "field 2 (submit time) is a number of 400 digits, expected at most 2^40, or -1 if unknown"),
+    (4, "1" + "0" * 13, "field 4 (run time) is 10000000000000, expected at most 2^40, or -1 if unknown"),
+    (10, HUGE, "field 10 (requested memory) is a number of 400 digits, expected at most 2^63 - 1, or -1"),
+    (10, "1e308", "field 10 (requested memory) is 1e+308, expected at most 2^63 - 1"),
+    (6, "9" * 5000, "field 6 (average CPU time) is '9999999999999999999999999999999999999...', expected a finite"),
+    (1, "9" * 5000, "field 1 (job id) is '9999999999999999999999999999999999999...', expected a whole number"),
+    (3, "²", "field 3 (wait time) is '²', expected a whole number (-1 if unknown)"),
+])
+def test_huge_numbers_and_unicode_digits_in_a_trace(tmp_path, n, value, expect):
+    assert expect in _trace_error(tmp_path, SWF_LINE, _field(n, value))
+
+
+def test_a_trace_within_bounds_replays_its_largest_times(tmp_path):
+    from vmsched.sim.engine import prepare
+    from vmsched.sim.swf import read_trace
+    path = tmp_path / "t.swf"
+    path.write_text(SWF_LINE + "\n" + _field(2, str(2 ** 40)) + "\n")
+    assert read_trace(path).jobs[1].submit == 2 ** 40
+    policy = load_policy(EX / "metacentrum-sim.toml")
+    replay = prepare(policy, path)
+    assert len(replay.jobs) + len(replay.unrunnable) == 2
+
+
+def test_unicode_digits_in_nodespecs_and_machines(tmp_path):
+    from vmsched.sim.swf import NodeSpec, TraceError, read_machines
+    for spec in ("1:ppn=²", f"1:ppn={HUGE}", f"{HUGE}:ppn=1"):
+        with pytest.raises(ValueError) as e:
+            NodeSpec.parse(spec)
+        one_line(e.value, "from 1 to 2^20 in ")
+    assert NodeSpec.parse("²:ppn=1").parts[0].host == "²"      # a host's name, never the number 2
+    path = tmp_path / "m.machines"
+    for line in ("0\tzewura\t٣\t80\t1\t529426432", "0\tzewura\t20\t80\t1e999\t529426432",
+                 f"0\tzewura\t{HUGE}\t80\t1\t529426432"):
+        path.write_text(line + "\n")
+        with pytest.raises(TraceError) as e:
+            read_machines(path)
+        one_line(e.value, f"{path}:1: field")
+
+
+def test_a_huge_host_count_on_the_command_line_is_refused_at_once():
+    from vmsched.sim.mapping import hosts_from_spec
+    with pytest.raises(PolicyError) as e:
+        hosts_from_spec(f"{HUGE}x8")
+    one_line(e.value, "--hosts: '999", "expected a count of hosts from 1 to 100000")
+    with pytest.raises(PolicyError) as e:
+        hosts_from_spec("60000x8,60000x8")
+    one_line(e.value, "'60000x8': expected a count of hosts from 1 to 40000, got '60000'")
+
+
+def test_a_huge_usage_amount_is_a_value_error_not_an_overflow():
+    from vmsched.usage import UsageStore
+    with pytest.raises(ValueError) as e:
+        UsageStore(":memory:").record("j", ("a", "b", "c"), 10 ** 400, 1.0)
+    one_line(e.value, "usage amount must be finite, got a number of 401 digits")

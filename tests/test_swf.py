@@ -346,8 +346,9 @@ def test_full_wagap_trace():
 # --------------------------------------------------------------------------- property
 
 _count = st.none() | st.integers(min_value=0, max_value=2**40)
+# within the reader's bounds (swf.FIELD_MAX): average CPU time is a time, at most 2^40 s
 _amount = st.none() | st.integers(min_value=0, max_value=2**40) | st.floats(
-    min_value=0, max_value=1e15, allow_nan=False, allow_infinity=False)
+    min_value=0, max_value=2**40, allow_nan=False, allow_infinity=False)
 _standard = st.builds(
     TraceJob,
     job_id=st.integers(min_value=0, max_value=2**31),

@@ -32,12 +32,19 @@ def show(value: object, limit: int = MAX_VALUE) -> str:
     """``repr(value)`` for an error line: at most ``limit`` characters, one line, and never
     an exception (``repr`` of an integer past 4,300 digits raises)."""
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
-        return f"a number of {int(value.bit_length() * 0.30103) + 1} digits"
+        return f"a number of {_digits(value)} digits"
     try:
         text = repr(value)
     except Exception:  # a value's own __repr__ may fail in any way
         text = f"<{type(value).__name__}>"
     return _shorten(one_line(text), limit)
+
+
+def _digits(n: int) -> int:
+    """How many decimal digits ``n`` has, without str() (which refuses past 4,300)."""
+    n = abs(n)
+    k = int((n.bit_length() - 1) * 0.30102999566398120)   # 10**k <= 2**(bits - 1) <= n
+    return k + 2 if n >= 10 ** (k + 1) else k + 1
 
 
 def one_line(text: str) -> str:

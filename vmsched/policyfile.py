@@ -913,7 +913,12 @@ def _share_depth_problem(parts: tuple[str, ...], vo_of_group: dict[str, list[tup
     return f"{show(group)} is a group of VO {show(vo)} (share[{at}]), not a VO, so {show(path)} is a level too low; {fix}"
 
 
-_ID_RANGE_RE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
+_ID_RANGE_RE = re.compile(r"\s*([0-9]+)\s*-\s*([0-9]+)\s*")
+
+
+def _trace_id(x) -> int | None:
+    """A trace id (an SWF field, at most 2^63 - 1) given as a TOML integer, or None."""
+    return x if isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= MAX_ID else None
 
 
 def _c_id_ranges(v):
@@ -921,12 +926,16 @@ def _c_id_ranges(v):
     items = v if isinstance(v, list) else [v]
     out = []
     for x in items:
-        if isinstance(x, int) and not isinstance(x, bool) and x >= 0:
+        if _trace_id(x) is not None:
             out.append((x, x))
             continue
-        m = _ID_RANGE_RE.match(x) if isinstance(x, str) else None
-        if m and int(m.group(1)) <= int(m.group(2)):
-            out.append((int(m.group(1)), int(m.group(2))))
+        m = _ID_RANGE_RE.fullmatch(x) if isinstance(x, str) else None
+        try:
+            low, high = (bounded.whole(m.group(1), 0, MAX_ID), bounded.whole(m.group(2), 0, MAX_ID)) if m else (1, 0)
+        except ValueError:
+            low, high = 1, 0
+        if low <= high:
+            out.append((low, high))
             continue
         raise ValueError(f"expected an id >= 0, a range like \"10-20\" or an array of them, got {show(x)}")
     if not out:
@@ -939,7 +948,7 @@ def _c_queue_keys(v):
     items = v if isinstance(v, list) else [v]
     out = []
     for x in items:
-        if isinstance(x, int) and not isinstance(x, bool) and x >= 0:
+        if _trace_id(x) is not None:
             out.append(x)
         elif isinstance(x, str) and x and len(x.split()) == 1:
             out.append(x)

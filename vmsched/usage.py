@@ -37,9 +37,12 @@ import json
 import math
 import os
 import sqlite3
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from vmsched.errors import show
 
 __all__ = ["UsageStore", "UsageStoreError", "decay_factor", "decayed_usage", "SCHEMA_VERSION"]
 
@@ -113,14 +116,15 @@ def decayed_usage(usage: float, last_update: float, now: float, half_life_s: flo
 
 def _check_finite(name: str, value: Any, *, positive: bool = False, non_negative: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
+        raise ValueError(f"{name} must be a number, got {show(value)}")
+    # compared before float(): an int past a float's range is refused, not an OverflowError
+    if not (math.isfinite(value) if isinstance(value, float) else abs(value) <= sys.float_info.max):
+        raise ValueError(f"{name} must be finite, got {show(value)}")
     number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"{name} must be finite, got {value!r}")
     if positive and not number > 0.0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
+        raise ValueError(f"{name} must be > 0, got {show(value)}")
     if non_negative and number < 0.0:
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
+        raise ValueError(f"{name} must be >= 0, got {show(value)}")
     return number
 
 
@@ -258,10 +262,10 @@ class UsageStore:
     def _decode_path(self, text: str) -> tuple[str, ...]:
         try:
             parts = json.loads(text)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
             parts = None
         if not isinstance(parts, list) or not parts or not all(isinstance(p, str) and p for p in parts):
-            raise self._error(f"is damaged: bad entity {text!r}")
+            raise self._error(f"is damaged: bad entity {show(text)}")
         return tuple(parts)
 
     # -- public API ----------------------------------------------------------------------

@@ -21,6 +21,9 @@ from pathlib import Path
 
 import attrs
 
+from vmsched import bounded
+from vmsched.bounded import MAX_CORES, MAX_HOSTS
+from vmsched.errors import show
 from vmsched.model import Host, Job, QueueKind, parse_size_mb
 from vmsched.policyfile import Policy, PolicyError, TraceMapping, TraceRule
 from vmsched.sim.swf import TraceError, TraceJob, bundled_machines, read_machines
@@ -296,21 +299,23 @@ class Mapper:
 
 # --------------------------------------------------------------------------- hosts
 
-_SPEC_RE = re.compile(r"^\s*(\d+)\s*[xX*]\s*(\d+)\s*(?::\s*([0-9]+\s*[kKmMgGtT]?[bB]?))?\s*$")
+_SPEC_RE = re.compile(r"\s*([0-9]+)\s*[xX*]\s*([0-9]+)\s*(?::\s*([0-9]+\s*[kKmMgGtT]?[bB]?))?\s*")
 
 
 def hosts_from_spec(spec: str, template: Host | None = None, where: str = "--hosts") -> tuple[Host, ...]:
     """``96x8:16gb,3x32:64gb``: COUNTxCORES[:MEMORY] groups (memory default 2 GB per core)."""
     hosts = []
     for gi, part in enumerate(spec.split(","), 1):
-        mm = _SPEC_RE.match(part)
+        mm = _SPEC_RE.fullmatch(part)
         if not mm:
-            raise PolicyError([f"{where}: {part.strip()!r}: expected COUNTxCORES[:MEMORY] like 96x8:16gb, "
+            raise PolicyError([f"{where}: {show(part.strip())}: expected COUNTxCORES[:MEMORY] like 96x8:16gb, "
                                "an Alea .machines file, or bundled:wagap-2013"])
-        count, cores = int(mm.group(1)), int(mm.group(2))
-        if count < 1 or cores < 1:
-            raise PolicyError([f"{where}: {part.strip()!r}: count and cores must be >= 1"])
-        memory = parse_size_mb(mm.group(3)) if mm.group(3) else cores * 2048
+        try:
+            count = bounded.whole(mm.group(1), 1, MAX_HOSTS - len(hosts), "a count of hosts")
+            cores = bounded.whole(mm.group(2), 1, MAX_CORES, "cores")
+            memory = parse_size_mb(mm.group(3)) if mm.group(3) else cores * 2048
+        except ValueError as e:
+            raise PolicyError([f"{where}: {show(part.strip())}: {e}"]) from None
         for k in range(1, count + 1):
             hosts.append(_host_like(template, f"h{gi}-{k:03d}", cores, memory, frozenset()))
     return tuple(hosts)
@@ -362,6 +367,9 @@ def resolve_hosts(policy: Policy, spec: str | None, base_dir: str | None = None)
 
 def _machines_hosts(path, template: Host | None) -> tuple[Host, ...]:
     clusters = read_machines(path)
+    if sum(c.nodes for c in clusters) > MAX_HOSTS:
+        raise TraceError(path, None, f"{sum(c.nodes for c in clusters)} nodes in all, expected at most {MAX_HOSTS} "
+                                     "(the most hosts a simulation takes, as a policy file)")
     hosts = []
     for c in clusters:
         memory = max(1, c.ram_kb // 1024)

@@ -26,6 +26,10 @@ from typing import IO, Any
 
 import attrs
 
+from vmsched import bounded
+from vmsched.bounded import MAX_CORES, MAX_HOSTS, MAX_ID, MAX_TIME, NumberError
+from vmsched.errors import describe, show
+
 __all__ = [
     "TraceError", "NodePart", "NodeSpec", "TraceJob", "Trace", "Cluster",
     "read_trace", "iter_trace", "TraceReader", "read_machines", "format_job",
@@ -62,6 +66,11 @@ SWF_FIELDS: tuple[tuple[str, str], ...] = (
 )
 # Fields the SWF definition lets be fractional (CTC, SDSC and HPC2N write "142.00" here).
 _FLOAT_FIELDS = frozenset({5, 6, 9})
+# The largest value of each field (vmsched.bounded): times and durations (submit, wait, run,
+# average CPU time, requested time, think time) up to 2^40 s, which the scheduler takes as
+# times; the others (ids, counts, memory) up to 2^63 - 1, a 64-bit integer.
+_TIME_FIELDS = frozenset({1, 2, 3, 5, 8, 17})
+FIELD_MAX: tuple[int, ...] = tuple(MAX_TIME if i in _TIME_FIELDS else MAX_ID for i in range(len(SWF_FIELDS)))
 
 
 class TraceError(ValueError):
@@ -87,7 +96,7 @@ def _opt_count(_inst, attribute, value):
 def _opt_amount(_inst, attribute, value):
     if value is None:
         return
-    if type(value) not in (int, float) or not math.isfinite(value) or value < 0:
+    if type(value) not in (int, float) or (type(value) is float and not math.isfinite(value)) or value < 0:
         raise ValueError(f"{attribute.name} must be a finite number >= 0 or None (unknown), got {value!r}")
 
 
@@ -226,9 +235,7 @@ class NodeSpec:
             head = words[0]
             if not head or "=" in head:
                 raise ValueError(f"expected a node count or host name at the start of {chunk!r} in {text!r}")
-            count, host = (int(head), None) if head.isdigit() else (1, head)
-            if count < 1:
-                raise ValueError(f"node count must be >= 1 in {text!r}")
+            count, host = (_spec_number(head, "node count", text), None) if bounded.is_digits(head) else (1, head)
             ppn: int | None = None
             props: list[str] = []
             res: list[tuple[str, str]] = []
@@ -239,9 +246,7 @@ class NodeSpec:
                 if key == "ppn" and eq:
                     if ppn is not None:
                         raise ValueError(f"ppn given twice in {text!r}")
-                    if not value.isdigit() or int(value) < 1:
-                        raise ValueError(f"expected ppn=<whole number >= 1>, got ppn={value} in {text!r}")
-                    ppn = int(value)
+                    ppn = _spec_number(value, "ppn", text)
                 elif eq:
                     res.append((key, value))
                 else:
@@ -251,6 +256,13 @@ class NodeSpec:
 
     def __str__(self) -> str:
         return "+".join(str(p) for p in self.parts) + ("#excl" if self.exclusive else "")
+
+
+def _spec_number(value: str, what: str, text: str) -> int:
+    try:
+        return bounded.whole(value, 1, MAX_CORES)
+    except NumberError:
+        raise ValueError(f"expected {what} from 1 to 2^20 in {show(text)}, got {show(value)}") from None
 
 
 # --------------------------------------------------------------------------- jobs and traces
@@ -513,6 +525,8 @@ class TraceReader:
         if values[0] < 0 or low < -1 or (
                 low < 0 and (-1 < values[5] < 0 or -1 < values[6] < 0 or -1 < values[9] < 0)):
             return self._range_problem(values, lineno)
+        if max(values) > MAX_TIME and self._too_large(values, lineno):
+            return None
         values = [None if v == -1 else v for v in values]
         try:
             if not self.extended:
@@ -521,7 +535,7 @@ class TraceReader:
         except TraceError:
             raise
         except ValueError as exc:  # what the checks above let through, the model refuses
-            self._bad(lineno, str(exc))
+            self._bad(lineno, describe(exc))
             return None
 
     def _slow_numbers(self, numeric: list[bytes], lineno: int) -> list[Any] | None:
@@ -565,6 +579,16 @@ class TraceReader:
                 return None
         return None
 
+    def _too_large(self, values: list[Any], lineno: int) -> bool:
+        """Report the first field past its bound (FIELD_MAX), if any: a 400-digit submit
+        time is read by int() as easily as 5, and would overflow later as a float."""
+        for i, (v, most) in enumerate(zip(values, FIELD_MAX)):
+            if v > most:
+                self._bad(lineno, f"field {i + 1} ({SWF_FIELDS[i][1]}) is {show(v)}, expected at most "
+                                  f"{bounded.bound_text(most)}, or -1 if unknown")
+                return True
+        return False
+
     def _extended_job(self, values: list[Any], parts: list[bytes], lineno: int) -> TraceJob | None:
         nodes_tok, queue_tok, spec_tok = parts[18], parts[19], parts[20]
         if not (nodes_tok[:1] == b"{" and nodes_tok[-1:] == b"}"):
@@ -573,9 +597,7 @@ class TraceReader:
             return None
         inner = nodes_tok[1:-1]
         try:
-            nodes = tuple(int(t) for t in inner.split(b",")) if inner else ()
-            if not inner.isascii() or b"_" in inner or any(v < 0 for v in nodes):
-                raise ValueError
+            nodes = tuple(bounded.whole(t, 0, MAX_ID) for t in inner.split(b",")) if inner else ()
         except ValueError:
             self._bad(lineno, f"field 19 (allocated nodes) is {_show(nodes_tok)}, "
                               "expected node ids >= 0 in braces like {12,12,13}")
@@ -679,6 +701,11 @@ class Cluster:
         return self.nodes * self.cpus_per_node
 
 
+# (least, most) of each numeric field of a .machines line: a cluster has at most as many
+# nodes as a policy has hosts, and hosts at most 2^20 cores.
+_MACHINE_BOUNDS = {0: (0, MAX_ID), 2: (1, MAX_HOSTS), 3: (1, MAX_CORES), 4: (0, bounded.MAX_WEIGHT), 5: (0, MAX_ID)}
+
+
 def read_machines(path: str | Path) -> tuple[Cluster, ...]:
     """Clusters of an Alea ``.machines`` file (``id name nodes cpus_per_node speed ram_kb``)."""
     path = Path(path)
@@ -699,17 +726,14 @@ def read_machines(path: str | Path) -> tuple[Cluster, ...]:
                                      "id name nodes cpus_per_node speed ram_kb")
                 nums: dict[int, Any] = {}
                 for i in (0, 2, 3, 4, 5):
-                    least = 1 if i in (2, 3) else 0
+                    least, most = _MACHINE_BOUNDS[i]
                     try:
-                        v = float(words[i]) if i == 4 else int(words[i])
-                        ok = math.isfinite(v) and v >= least
-                    except ValueError:
-                        ok = False
-                    if not ok:
+                        nums[i] = bounded.decimal(words[i], least, most) if i == 4 else \
+                            bounded.whole(words[i], least, most)
+                    except NumberError:
                         kind = "a number" if i == 4 else "a whole number"
                         raise TraceError(path, lineno, f"field {i + 1} ({labels[i]}) is {_show(words[i])}, "
-                                         f"expected {kind} >= {least}")
-                    nums[i] = v
+                                         f"expected {kind} from {least} to {bounded.bound_text(most)}") from None
                 if not words[1] or len(words[1].split()) != 1:
                     raise TraceError(path, lineno, f"field 2 (name) is {_show(words[1])}, expected one word")
                 clusters.append(Cluster(nums[0], words[1], nums[2], nums[3], nums[4], nums[5]))
