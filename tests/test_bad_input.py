@@ -486,3 +486,27 @@ def test_a_huge_usage_amount_is_a_value_error_not_an_overflow():
     with pytest.raises(ValueError) as e:
         UsageStore(":memory:").record("j", ("a", "b", "c"), 10 ** 400, 1.0)
     one_line(e.value, "usage amount must be finite, got a number of 401 digits")
+
+
+def test_an_unknown_plugin_key_is_one_problem(plugin):
+    """Found by the fuzz suite: a [plugins] key that is not an extension point was reported
+    as unknown, then looked up as one (KeyError)."""
+    name, _, policy = plugin
+    policy.write_text(MINIMAL + f'[plugins]\nqueue_sorted = "{name}:Sorter"\n')
+    with pytest.raises(PolicyError) as e:
+        load_policy(policy)
+    assert len(e.value.problems) == 1
+    one_line(e.value, "plugins.queue_sorted: unknown key (expected one of: filter, pre_filter, preempt, queue_sort")
+
+
+def test_found_by_fuzzing_long_names_and_negative_huge_numbers_are_shortened(tmp_path):
+    snap = json.loads((EX / "metacenter-snapshot.json").read_text())
+    snap["jobs"][0]["domain"] = "d" * 5000
+    msg = _snapshot_error(tmp_path, json.dumps(snap))
+    assert "domain 'ddddd" in msg and "is not in the snapshot" in msg and len(msg) < len(str(tmp_path)) + MAX_TEXT
+    assert "field 6 (average CPU time) is a number of 400 digits, expected a value >= 0" in \
+        _trace_error(tmp_path, SWF_LINE, _field(6, "-" + HUGE))
+
+
+def test_an_object_from_a_backend_is_named_by_its_type_not_its_repr():
+    assert _job_error(queue=object()).endswith("queue: expected text or a whole number, got an object")

@@ -16,6 +16,7 @@ Floor 0: imports nothing of vmsched.
 
 from __future__ import annotations
 
+import enum
 import re
 
 import attrs
@@ -28,16 +29,25 @@ MAX_TEXT = 200
 MAX_VALUE = 40
 
 
+_SHOWN = (str, bytes, int, float, type(None), list, tuple, dict, set, frozenset, enum.Enum)
+
+
 def show(value: object, limit: int = MAX_VALUE) -> str:
     """``repr(value)`` for an error line: at most ``limit`` characters, one line, and never
     an exception (``repr`` of an integer past 4,300 digits raises)."""
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
         return f"a number of {_digits(value)} digits"
+    if not isinstance(value, _SHOWN):     # an object's own repr says nothing to an admin
+        return _a(type(value).__name__)
     try:
         text = repr(value)
-    except Exception:  # a value's own __repr__ may fail in any way
-        text = f"<{type(value).__name__}>"
+    except Exception:  # a subclass's own __repr__ may fail in any way
+        text = _a(type(value).__name__)
     return _shorten(one_line(text), limit)
+
+
+def _a(name: str) -> str:
+    return f"{'an' if name[:1].lower() in ('a', 'e', 'i', 'o', 'u') else 'a'} {name}"
 
 
 def _digits(n: int) -> int:

@@ -361,7 +361,7 @@ class Host:
 
 def _label(name) -> str:
     """A job id or node name as the start of an error line: itself if it reads as one."""
-    return name if isinstance(name, str) and len(name) <= 80 and name.isprintable() and name else show(name, 80)
+    return name if isinstance(name, str) and len(name) <= 60 and name.isprintable() and name else show(name, 60)
 
 
 def _pbs_text(where: str, attributes, problems: list[str]) -> dict[str, str]:
@@ -629,18 +629,18 @@ class Snapshot:
             for it in items:
                 key = it.id if kind == "job" else it.name
                 if key in seen:
-                    problems.append(f"{kind} {key}: listed twice")
+                    problems.append(line(f"{kind} {_label(key)}", "listed twice"))
                 seen.add(key)
         hosts = {h.name for h in self.hosts}
         domains = {d.name for d in self.domains}
         for d in self.domains:
             if d.host not in hosts:
-                problems.append(f"domain {d.name}: host {d.host} is not in the snapshot")
+                problems.append(line(f"domain {_label(d.name)}", f"host {_label(d.host)} is not in the snapshot"))
         for j in self.jobs:
             if j.domain is not None and j.domain not in domains:
-                problems.append(f"job {j.id}: domain {j.domain} is not in the snapshot")
+                problems.append(line(f"job {_label(j.id)}", f"domain {_label(j.domain)} is not in the snapshot"))
             if j.state in (JobState.RUNNING, JobState.SUSPENDED) and j.domain is None:
-                problems.append(f"job {j.id}: state {j.state.value} but no domain")
+                problems.append(line(f"job {_label(j.id)}", f"state {j.state.value} but no domain"))
         if problems:
             raise ModelError(problems)
 

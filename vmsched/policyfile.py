@@ -835,7 +835,7 @@ def _parse_plugins(r: _Reader, t: Any, policy_file: Path | None) -> dict[str, st
     refused = None
     if t and policy_file is not None:
         refused = owner_only(policy_file) or owner_only(policy_file.resolve().parent)
-    for k in sorted(t):
+    for k in sorted(set(t) & set(PLUGIN_METHODS)):     # an unknown key is reported by r.table
         v = r.get(t, k, ("plugins",), "str", None,
                   check=lambda v: None if _PLUGIN_SPEC.match(v) else
                   f"expected \"package.module:ClassName\", got {show(v)}")

@@ -28,7 +28,7 @@ import attrs
 
 from vmsched import bounded
 from vmsched.bounded import MAX_CORES, MAX_HOSTS, MAX_ID, MAX_TIME, NumberError
-from vmsched.errors import describe, show
+from vmsched.errors import clip, describe, show
 
 __all__ = [
     "TraceError", "NodePart", "NodeSpec", "TraceJob", "Trace", "Cluster",
@@ -79,9 +79,9 @@ class TraceError(ValueError):
     def __init__(self, path: Any, line: int | None, reason: str):
         self.path = str(path)
         self.line = line
-        self.reason = reason
+        self.reason = clip(reason)
         where = self.path if line is None else f"{self.path}:{line}"
-        super().__init__(f"{where}: {reason}")
+        super().__init__(f"{where}: {self.reason}")
 
 
 # --------------------------------------------------------------------------- validators
@@ -570,11 +570,11 @@ class TraceReader:
 
     def _range_problem(self, values: list[Any], lineno: int) -> None:
         if values[0] < 0:
-            self._bad(lineno, f"field 1 (job id) is {values[0]}, expected a whole number >= 0")
+            self._bad(lineno, f"field 1 (job id) is {show(values[0])}, expected a whole number >= 0")
             return None
         for i, v in enumerate(values):
             if v < 0 and v != -1:
-                self._bad(lineno, f"field {i + 1} ({SWF_FIELDS[i][1]}) is {v}, "
+                self._bad(lineno, f"field {i + 1} ({SWF_FIELDS[i][1]}) is {show(v)}, "
                                   f"expected a value >= 0, or -1 if unknown")
                 return None
         return None
