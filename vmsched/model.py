@@ -90,17 +90,20 @@ def _is_name(value) -> bool:
 
 
 def _name(_inst, attribute, value):
-    if not _is_name(value):
+    if not (isinstance(value, str) and _NAME_RE.match(value)):
         raise ValueError(f"{attribute.name}: expected a name of letters, digits and _.@+-, got {show(value)}")
 
 
 # The matcher keeps sizes and times in fixed-width fields; beyond the bounds of
 # vmsched.bounded a value is a typo or a unit mix-up (a qtime in milliseconds), and is
 # refused where it enters, naming the field.
-def _validator(check_value, low, high, what: str):
+def _validator(check_value, types: tuple, low, high, what: str):
     """An attrs validator from a bounded check (``bounded.integer`` or ``bounded.real``): the
-    message names the field and the bounds."""
+    message names the field and the bounds. A value of one of ``types`` within the bounds
+    passes without a call (hosts and jobs are made by the hundred thousand)."""
     def check(_inst, attribute, value):
+        if type(value) in types and low <= value <= high:    # NaN compares False: checked below
+            return
         try:
             check_value(value, low, high, what)
         except ValueError as e:
@@ -109,11 +112,11 @@ def _validator(check_value, low, high, what: str):
 
 
 def _int_range(low: int, high: int, what: str = "a whole number"):
-    return _validator(bounded.integer, low, high, what)
+    return _validator(bounded.integer, (int,), low, high, what)
 
 
 def _real_range(low: float, high: float, what: str = "a number"):
-    return _validator(bounded.real, low, high, what)
+    return _validator(bounded.real, (int, float), low, high, what)
 
 
 _cores = _int_range(0, MAX_CORES)

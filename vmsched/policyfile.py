@@ -8,7 +8,6 @@ file that does not validate is never half-used. ``tomllib`` keeps no positions, 
 
 from __future__ import annotations
 
-import itertools
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -473,9 +472,10 @@ def expand_hostlist(pattern: str, limit: int = MAX_HOSTS) -> list[str]:
                          f"still define (at most {MAX_HOSTS} in all)")
     if not ranges:
         return [pattern]
-    head, tails = texts[0], texts[1:]
-    return [head + "".join(f"{n:0{w}d}{t}" for n, (_, _, w), t in zip(combo, ranges, tails))
-            for combo in itertools.product(*(range(low, high + 1) for low, high, _ in ranges))]
+    names = [texts[0]]
+    for (low, high, width), tail in zip(ranges, texts[1:]):     # first range outermost
+        names = [f"{name}{n:0{width}d}{tail}" for name in names for n in range(low, high + 1)]
+    return names
 
 
 # --------------------------------------------------------------------------- sections
