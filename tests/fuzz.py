@@ -11,7 +11,7 @@ was; hand a backend's None, float, int or bytes instead of text).
 documented error type whose every line is one line, short, free of Python internals;
 within a time and a memory bound; and, on success, nothing out of the documented bounds
 (:func:`check_policy`, :func:`check_snapshot`, ...). :data:`COUNTS` keeps per target how
-many inputs were tried and how each ended; ``tests/conftest.py`` prints it after a run.
+many inputs were tried and how each ended; ``tests/test_fuzz.py`` prints it.
 """
 
 from __future__ import annotations

@@ -6,14 +6,16 @@ Each input must end in success or the documented error (PolicyError, ModelError,
 TraceError: one line each, short, no Python internals), within 2 s and 300 MB of peak
 memory, and what is accepted must lie within the documented bounds and be taken by the
 cycle and the C core. The default run tries a few hundred inputs; ``-m slow`` tries tens of
-thousands and prints how many per target, and how each ended, after the run
-(``tests/conftest.py``; ``VMSCHED_FUZZ_REPORT=FILE`` also writes them as JSON).
+thousands and prints how many per target, and how each ended, when this module's tests are
+done (``VMSCHED_FUZZ_REPORT=FILE`` also writes them as JSON).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
+import os
 import subprocess
 import sys
 
@@ -38,6 +40,26 @@ LONG = {"policy": 9000, "snapshot": 5000, "job": 12000, "host": 8000, "swf": 900
 
 def _settings(n: int):
     return settings(max_examples=n, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report(request):
+    """After this module's tests: how many inputs each target tried, and how they ended."""
+    yield
+    terminal = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if terminal is not None and capture is not None and COUNTS:
+        with capture.global_and_fixture_disabled():
+            terminal.write_line("")
+            terminal.section("fuzz inputs per target")
+            for target in sorted(COUNTS):
+                c = COUNTS[target]
+                rest = ", ".join(f"{k} {v}" for k, v in sorted(c.items()) if k != "tried")
+                terminal.write_line(f"{target}: {c['tried']} tried ({rest})")
+    if os.environ.get("VMSCHED_FUZZ_REPORT"):
+        with open(os.environ["VMSCHED_FUZZ_REPORT"], "w", encoding="utf-8") as fh:
+            json.dump({t: dict(c) for t, c in sorted(COUNTS.items())}, fh, indent=1, sort_keys=True)
+            fh.write("\n")
 
 
 @pytest.fixture(scope="module")
