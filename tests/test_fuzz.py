@@ -3,9 +3,9 @@ check`` on them), snapshots (and ``vmsched explain`` on them), PBS job and node 
 SWF traces (and their replay's mapping).
 
 Each input must end in success or the documented error (PolicyError, ModelError,
-TraceError: one line each, short, no Python internals), within 2 s and 300 MB of peak
-memory, and what is accepted must lie within the documented bounds and be taken by the
-cycle and the C core. The default run tries a few hundred inputs; ``-m slow`` tries tens of
+TraceError: one line each, short, no Python internals), within 2 s of CPU time and 300 MB
+of peak memory, and what is accepted must lie within the documented bounds and be taken by
+the cycle and the C core. The default run tries a few hundred inputs; ``-m slow`` tries tens of
 thousands and prints how many per target, and how each ended, when this module's tests are
 done (``VMSCHED_FUZZ_REPORT=FILE`` also writes them as JSON).
 """
