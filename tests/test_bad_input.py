@@ -510,3 +510,17 @@ def test_found_by_fuzzing_long_names_and_negative_huge_numbers_are_shortened(tmp
 
 def test_an_object_from_a_backend_is_named_by_its_type_not_its_repr():
     assert _job_error(queue=object()).endswith("queue: expected text or a whole number, got an object")
+
+
+@pytest.mark.parametrize("extra", ["[priority]\nfairshare = 1e308\n", HOST + "max_active = 2147483648\n",
+                                   '[plugins]\nqueue_sort = "builtins:dict"\n'])
+def test_check_and_explain_say_the_same_one_line(tmp_path, capsys, extra):
+    """What check refuses, explain refuses with the same line (it failed later, in the core or
+    the cycle, blaming the snapshot or with a traceback)."""
+    from vmsched.cli import main
+    policy = tmp_path / "site.toml"
+    policy.write_text(MINIMAL + extra)
+    assert main(["check", str(policy)]) == 2
+    said = capsys.readouterr().err
+    assert main(["explain", "--policy", str(policy)]) == 2
+    assert capsys.readouterr().err == said and len(said.splitlines()) == 1 and said.startswith(f"vmsched: {policy}:")
