@@ -26,6 +26,7 @@ FLOORS = {
     "vmsched.cycle": 7,
     "vmsched.sim": 8,
     "plugins": 8,
+    "vmsched_pbs": 8,          # plugins/vmsched_pbs, installed under that name
     "vmsched.cli": 9, "vmsched.__main__": 9,
 }
 
