@@ -16,6 +16,7 @@ pbs_python's Python lists, OpenPBS ``pbs_ifl``'s linked proxies.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable
 
 __all__ = ["FakeServer", "PbsErr"]
@@ -52,6 +53,8 @@ class FakeServer:
         self.epoch = 0               # bumped by a restart: older connections are dead
         self.up = True               # False: connections are refused
         self.calls: list[tuple] = []  # every request, in order: (request, args...)
+        self.started: Counter = Counter()    # job -> times it was started
+        self.requeued: Counter = Counter()   # job -> times it went back to the queue
         self._refusals: list[tuple[str, str | None, str, str]] = []
         self._before: list[tuple[str, Callable[[tuple], None]]] = []
 
@@ -231,6 +234,7 @@ class FakeServer:
                 self._node_busy(name)
 
     def _requeue(self, jid: str) -> None:
+        self.requeued[jid] += 1
         j = self.jobs[jid]
         self._release(jid)
         for k in ("exec_host", "exec_vnode", "start_time", "session_id", "exec_port"):
@@ -250,7 +254,7 @@ class FakeServer:
                 hook(args)
                 break
         for i, (req, target, name, text) in enumerate(self._refusals):
-            if req == request and (target is None or (args and args[0] == target)):
+            if req == request and (target is None or target in args):
                 del self._refusals[i]
                 raise PbsErr(name, text or f"{request} refused")
         return getattr(self, f"_do_{request}")(*args)
@@ -321,6 +325,7 @@ class FakeServer:
             j["exec_host"] = f"{node_name}/0*{cores}" if cores > 1 else f"{node_name}/0"
             j["exec_vnode"] = loc
         j.update(job_state="R", substate="42", start_time=now, session_id="4242", mtime=now)
+        self.started[jid] += 1
         self._node_busy(node_name)
         return 0
 

@@ -1,0 +1,203 @@
+"""One scheduling cycle against a live server: read, decide, apply, explain, publish.
+
+1. *read*: ``pbs_statserver``, ``pbs_statnode`` (``statvnode`` on OpenPBS),
+   ``pbs_statjob``, modelled by :class:`~vmsched_pbs.view.ServerReader`;
+2. *decide*: the same :class:`vmsched.cycle.Scheduler` the simulator drives, ``on_cycle``;
+3. *apply*: :class:`~vmsched_pbs.apply.Executor`, action by action;
+4. *explain*: every job left waiting gets its reason as its ``comment``, the way PBS
+   schedulers write it ("Not Running: ...", "Can Never Run: ..."), only when it changed and
+   at most once per ``comment_period`` per job (OpenPBS's scheduler has the same rule,
+   ``attr_update_period``): a server with 100,000 jobs is not flooded with alterjob calls;
+5. *publish*: each domain's state on its node (Torque ``note``, OpenPBS ``comment``), and
+   inactive domains offline, so that admins see it in ``pbsnodes`` and nothing else
+   schedules onto them; only where it changed.
+
+A dry run does 1 and 2 only: it changes nothing on the server or any VM.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+
+import attrs
+
+from vmsched.cycle import Scheduler
+from vmsched.model import DomainState, JobState, Snapshot
+from vmsched.plan import Plan, Verdict
+from vmsched.policyfile import Policy
+from vmsched_pbs.apply import Executor, Outcome
+from vmsched_pbs.config import PbsConfig
+from vmsched_pbs.driver import ExternalDriver, VMDriver
+from vmsched_pbs.ifl import IFLBackend, IFLError, Op
+from vmsched_pbs.view import Reading, ServerReader, note_attribute, note_text
+
+__all__ = ["Adapter", "CycleReport", "comment_for"]
+
+log = logging.getLogger("vmsched_pbs")
+
+_WAITING = (JobState.QUEUED, JobState.HELD, JobState.WAITING)
+
+
+def comment_for(verdict: Verdict, text: str) -> str:
+    """A pending reason as PBS schedulers word a job's comment."""
+    return f"{'Can Never Run' if verdict is Verdict.NEVER else 'Not Running'}: {text}"
+
+
+@attrs.frozen(slots=True)
+class CycleReport:
+    """What one cycle saw, decided and did; the log line and the tests read it."""
+
+    time: float
+    reading: Reading | None
+    plan: Plan | None
+    outcomes: tuple[Outcome, ...] = ()
+    comments: int = 0
+    published: int = 0
+    failures: tuple[str, ...] = ()          # comment/publish calls that failed
+    seconds: Mapping[str, float] = attrs.field(factory=dict)
+    skipped: str | None = None              # why no cycle ran (the server's scheduling is off)
+
+    def count(self, result: str) -> int:
+        return sum(1 for o in self.outcomes if o.result == result)
+
+    def line(self) -> str:
+        if self.skipped:
+            return f"cycle at {self.time:.0f}: skipped: {self.skipped}"
+        r, p = self.reading, self.plan
+        jobs = len(r.snapshot.jobs) if r else 0
+        secs = " ".join(f"{k} {v:.3f}" for k, v in self.seconds.items())
+        return (f"cycle at {self.time:.0f}: {jobs} jobs ({len(r.skipped_jobs) if r else 0} unreadable), "
+                f"{len(r.snapshot.domains) if r else 0} domains, {len(p.actions) if p else 0} actions: "
+                f"{self.count('done')} done, {self.count('failed')} failed, {self.count('skipped')} skipped; "
+                f"{self.comments} comments, {self.published} nodes published; s: {secs}")
+
+
+class Adapter:
+    """vmsched as the scheduler of one PBS server."""
+
+    def __init__(self, policy: Policy, config: PbsConfig, backend: IFLBackend, driver: VMDriver | None = None, *,
+                 scheduler: Scheduler | None = None, clock=time.time):
+        if config.server_kind not in ("auto", backend.kind):
+            raise ValueError(f"the policy's [pbs] server_kind is {config.server_kind}, "
+                             f"but the backend reaches a {backend.kind} library ({backend.origin})")
+        self.policy, self.config, self.backend = policy, config, backend
+        self.driver = driver if driver is not None else ExternalDriver()
+        self.scheduler = scheduler if scheduler is not None else Scheduler(policy)
+        self.reader = ServerReader(policy, config, backend.kind)
+        self.executor = Executor(backend, self.driver, self.publish)
+        self.clock = clock
+        self._commented: dict[str, float] = {}     # job -> when vmsched last wrote its comment
+        # each domain node's (note, offline, down) as last read or written this cycle
+        self._node: dict[str, tuple[str, bool, bool]] = {}
+        self._published = 0
+
+    # ------------------------------------------------------------------ the cycle
+    def cycle(self, *, dry_run: bool = False, force: bool = False) -> CycleReport:
+        """One cycle. Raises :class:`IFLError` when the server cannot be read (the caller
+        reconnects); a failure while applying is logged and counted, never raised."""
+        t0 = self.clock()
+        server = self.backend.stat_server()
+        scheduling = next(iter(server.values()), {}).get("scheduling", "True")
+        if not force and not dry_run and scheduling.strip().lower() in ("false", "0"):
+            return CycleReport(t0, None, None, skipped="the server's scheduling attribute is False")
+        nodes = self.backend.stat_nodes()
+        jobs = self.backend.stat_jobs()
+        t1 = self.clock()
+        reading = self.reader.read(nodes, jobs, self.driver, t0)
+        t2 = self.clock()
+        plan = self.scheduler.on_cycle(reading.snapshot, t0)
+        t3 = self.clock()
+        seconds = {"stat": t1 - t0, "model": t2 - t1, "decide": t3 - t2}
+        if dry_run:
+            return CycleReport(t0, reading, plan, seconds=seconds)
+        self._node = {n: (f.note, f.offline, f.down) for n, f in reading.nodes.items()}
+        self._published = 0
+        outcomes, after = self.executor.apply(plan, reading.snapshot)
+        t4 = self.clock()
+        failures: list[str] = []
+        comments = self._explain(plan, reading, outcomes, t0, failures)
+        published = self._publish_all(after, failures)
+        t5 = self.clock()
+        seconds.update({"apply": t4 - t3, "comment+publish": t5 - t4})
+        report = CycleReport(t0, reading, plan, tuple(outcomes), comments, published, tuple(failures), seconds)
+        log.info("%s", report.line())
+        return report
+
+    # ------------------------------------------------------------------ comments
+    def _explain(self, plan: Plan, reading: Reading, outcomes, now: float, failures: list[str]) -> int:
+        """Write each waiting job's reason as its comment, where it changed, at most once
+        per period per job. A job the plan started or routed, but the server refused (or
+        an earlier step failed), waits too: its comment says what failed."""
+        period = self.config.comment_period_s
+        current = reading.comments
+        for gone in [j for j in self._commented if j not in current]:
+            del self._commented[gone]
+        wanted: dict[str, str] = {}
+        for job in reading.snapshot.jobs:
+            if job.state in _WAITING:
+                p = plan.reason(job.id)
+                if p is not None:
+                    wanted[job.id] = comment_for(p.verdict, p.text)
+        for o in outcomes:
+            job = getattr(o.action, "job", None)
+            if o.result != "done" and job is not None and o.action.verb in ("run", "route"):
+                where = getattr(o.action, "domain", None) or getattr(o.action, "queue", "")
+                wanted[job] = comment_for(Verdict.NOT_NOW, f"{o.action.verb} in {where} {o.result}: "
+                                                           f"{o.error}: {o.message}")
+        for jid, why in reading.skipped_jobs.items():
+            if jid in current:
+                wanted[jid] = comment_for(Verdict.NEVER, f"vmsched cannot read this job: {why}")
+        written = 0
+        for jid, text in wanted.items():
+            if current.get(jid) == text:
+                continue
+            last = self._commented.get(jid)
+            if last is not None and now - last < period:
+                continue
+            try:
+                self.backend.alter_job(jid, {"comment": text})
+            except IFLError as e:
+                if e.name not in ("UNKJOBID", "JOBNOTFOUND"):
+                    failures.append(str(e))
+                    log.warning("comment of %s: %s", jid, e)
+                continue
+            self._commented[jid] = now
+            written += 1
+        return written
+
+    # ------------------------------------------------------------------ node notes
+    def publish(self, name: str, state: DomainState) -> None:
+        """Put a domain's state on its node (note or comment) and set the node offline
+        while the domain is not active; only what differs from what the node says. A node
+        the server reports down is left alone. Raises :class:`IFLError`."""
+        now = self._node.get(name)
+        if now is None or now[2]:
+            return
+        note, offline, down = now
+        changes = []
+        text = note_text(state)
+        if note != text:
+            changes.append((note_attribute(self.backend.kind), text, Op.SET))
+        want_offline = self.config.offline_inactive and not state.active
+        if want_offline != offline:
+            changes.append(("state", "offline", Op.INCR if want_offline else Op.DECR))
+        if changes:
+            self.backend.set_node(name, changes)
+            self._node[name] = (text, want_offline, down)
+            self._published += 1
+
+    def _publish_all(self, after: Snapshot, failures: list[str]) -> int:
+        """After the plan: every domain's state where its node does not say it yet (first
+        contact, a publish that failed last cycle). Domains down for vmsched (an admin's
+        offline, a node the server reports down) are not touched."""
+        for d in after.domains:
+            if d.state is DomainState.DOWN:
+                continue
+            try:
+                self.publish(d.name, d.state)
+            except IFLError as e:
+                failures.append(str(e))
+                log.warning("publishing %s on node %s: %s", d.state.value, d.name, e)
+        return self._published
