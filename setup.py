@@ -29,6 +29,6 @@ setup(
     },
     setup_requires=["cffi>=1.15"],
     cffi_modules=["csrc/build_core.py:ffibuilder"],
-    entry_points={"console_scripts": ["vmsched = vmsched.cli:main"]},
+    entry_points={"console_scripts": ["vmsched = vmsched.cli:main", "vmsched-pbs = vmsched_pbs.cli:main"]},
     zip_safe=False,
 )

@@ -98,12 +98,19 @@ def open_library(path: str | None = None, kind: str | None = None):
             found = ctypes.util.find_library(LIBRARIES[k][0][3:].split(".so")[0])
             if found:
                 candidates.append((found, k))
+    missing = []
     for name, k in candidates:
         try:
             return ffi.dlopen(name), k, name
         except OSError as e:
-            tried.append(f"{name}: {str(e).splitlines()[0]}")
-    raise LibraryError("cannot load a PBS client library (" + "; ".join(tried) + ")")
+            text = str(e).split(".  Additionally")[0]
+            if f"{name}: cannot open shared object file" in text:
+                missing.append(name)            # not there: one word is enough
+            else:                               # there, but it cannot load (a library it needs)
+                tried.append(f"{name}: {text.splitlines()[0]}")
+    if missing:
+        tried.append(f"not found: {', '.join(missing)}")
+    raise LibraryError("cannot load a PBS client library (" + "; ".join(tried) + "); give its path with --library")
 
 
 def _s(text: str | None):

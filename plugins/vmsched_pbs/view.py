@@ -132,6 +132,11 @@ def node_facts(name: str, a: Mapping[str, str], kind: str, config: PbsConfig) ->
             published = DomainState(m.group(1))
         except ValueError:
             published = None
+    if not problems:
+        try:        # the names the model will take (a node name with a colon, a host with a space)
+            Domain(name, tags["host"], tags["image"], tags.get("flavor", "node"), DomainState.FREE, cores, memory)
+        except (ValueError, TypeError) as e:
+            problems.append(f"{where}: {e}")
     if problems:
         raise ModelError(problems)
     return NodeFacts(name, tags["host"], tags["image"], tags.get("flavor"), cores, memory, frozenset(features),
