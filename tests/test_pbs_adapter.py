@@ -13,6 +13,7 @@ import pytest
 from vmsched.model import DomainState
 from vmsched_pbs.config import load_site
 from vmsched_pbs.driver import ExternalDriver, Power
+from vmsched_pbs.ifl import IFLError
 
 from .fake_pbs import BACKENDS
 from .pbs_site import SMALL, check_server, new_adapter, site
@@ -286,3 +287,39 @@ def test_pbs_table_in_the_policy_file(tmp_path):
     assert config.comment_period_s == 120 and config.max_active == 2
     assert config.domain_name.match("wn1-deb-1").group("image") == "deb"
     assert policy.site == "small"
+
+
+# ----------------------------------------------------------------------------- lost connections
+
+@pytest.mark.parametrize("kind, which", BOTH)
+def test_a_server_restart_mid_cycle_never_starts_a_job_twice(tmp_path, kind, which):
+    server, adapter, clock = site(tmp_path, kind, which)
+    a, b, c = (server.submit("alice", "meta", cores=2) for _ in range(3))
+    server.lose_reply("runjob", a)            # a starts, then the server restarts before answering
+    with pytest.raises(IFLError) as e:
+        adapter.cycle()
+    assert e.value.lost
+    assert states(server) == {a: "R", b: "Q", c: "Q"}, "the rest of the plan was not sent"
+    adapter.backend.reconnect()
+    clock.tick()
+    adapter.cycle()                           # a fresh read: a runs already, b and c start now
+    assert states(server) == {a: "R", b: "R", c: "R"}
+    assert server.started == {a: 1, b: 1, c: 1}
+    check_server(server, adapter)
+
+
+def test_a_restart_in_the_middle_of_a_domain_switch_is_undone_on_a_new_connection(tmp_path):
+    server, adapter, clock = site(tmp_path, "torque", "cffi", hosts=("wn1",))
+    normal = [server.submit("alice", "meta", cores=2) for _ in range(2)]
+    adapter.cycle()
+    inter = server.submit("bob", "egee", cores=2, interactive=True)
+    server.lose_reply("sigjob", normal[1])    # both suspended, the answer for the second lost
+    clock.tick()
+    with pytest.raises(IFLError):
+        adapter.cycle()
+    assert all(server.jobs[j]["job_state"] == "R" for j in normal), "undone on a new connection"
+    assert "offline" not in server.nodes["wn1-deb-1"]["state"] and server.jobs[inter]["job_state"] == "Q"
+    clock.tick()
+    adapter.cycle()
+    assert server.jobs[inter]["job_state"] == "R" and all(server.jobs[j]["job_state"] == "S" for j in normal)
+    check_server(server, adapter)

@@ -146,3 +146,32 @@ def test_a_node_that_is_no_valid_domain_is_skipped(fake):
     code, out, err = run(["--policy", str(policy), "--once", "--dry-run"], make_backend(server, "cffi"))
     assert code == 0, err
     assert "unreadable nodes (2):" in out and "wn2-slc-1  node wn2-slc-1: np = 'four'" in out
+
+
+class Stop(Exception):
+    pass
+
+
+def test_the_daemon_reconnects_with_backoff_after_a_restart_and_reads_afresh(fake, caplog):
+    server, policy = fake
+    first = server.submit("alice", "meta", cores=2)
+    waits = []
+
+    def sleep(seconds):
+        waits.append(seconds)
+        if len(waits) == 1:                 # after the first cycle: the server restarts and is down
+            server.restart()
+            server.up = False
+            server.submit("alice", "meta", cores=2)
+        elif len(waits) == 3:               # back after two failed attempts
+            server.up = True
+        elif len(waits) == 5:
+            raise Stop
+
+    backend = make_backend(server, "cffi")
+    with pytest.raises(Stop):
+        cli.main(["--policy", str(policy), "--interval", "30s"], backend=backend, out=io.StringIO(),
+                 err=io.StringIO(), sleep=sleep)
+    assert waits[:4] == [30.0, 1.0, 2.0, 30.0], "backoff doubles from 1 s while the server is away"
+    assert all(j["job_state"] == "R" for j in server.jobs.values()) and server.started[first] == 1
+    assert "PROTOCOL" in caplog.text and "ECONNREFUSED" in caplog.text

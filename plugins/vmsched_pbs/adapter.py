@@ -95,8 +95,9 @@ class Adapter:
 
     # ------------------------------------------------------------------ the cycle
     def cycle(self, *, dry_run: bool = False, force: bool = False) -> CycleReport:
-        """One cycle. Raises :class:`IFLError` when the server cannot be read (the caller
-        reconnects); a failure while applying is logged and counted, never raised."""
+        """One cycle. Raises :class:`IFLError` when the server cannot be read or the
+        connection is lost midway (the caller reconnects, and the next cycle reads the
+        server afresh); a request the server refuses is logged and counted, never raised."""
         t0 = self.clock()
         server = self.backend.stat_server()
         scheduling = next(iter(server.values()), {}).get("scheduling", "True")
@@ -159,6 +160,8 @@ class Adapter:
             try:
                 self.backend.alter_job(jid, {"comment": text})
             except IFLError as e:
+                if e.lost:
+                    raise
                 if e.name not in ("UNKJOBID", "JOBNOTFOUND"):
                     failures.append(str(e))
                     log.warning("comment of %s: %s", jid, e)
@@ -198,6 +201,8 @@ class Adapter:
             try:
                 self.publish(d.name, d.state)
             except IFLError as e:
+                if e.lost:
+                    raise
                 failures.append(str(e))
                 log.warning("publishing %s on node %s: %s", d.state.value, d.name, e)
         return self._published

@@ -17,6 +17,10 @@ Rules of a live server on top of the plan's:
   is nothing left to freeze or thaw.
 - A host never gets more active domains than it may have: a resume or boot that would
   exceed ``max_active`` (because the suspend before it failed) is skipped.
+- A lost connection (the server restarted) stops the plan: the rest was decided on a view
+  that may no longer hold, and a request whose answer was lost may have been done. The
+  :class:`~vmsched_pbs.ifl.IFLError` goes up to the caller, which reconnects and reads
+  afresh; a domain switch under way is first undone on a new connection.
 """
 
 from __future__ import annotations
@@ -78,8 +82,13 @@ class Executor:
         (as far as they were done)."""
         state = SnapshotState(snapshot)
         out = []
-        for action in plan.actions:
-            outcome = self._one(state, action, plan.time)
+        for i, action in enumerate(plan.actions):
+            try:
+                outcome = self._one(state, action, plan.time)
+            except IFLError as e:
+                log.error("%s: connection lost (%s); the rest of the plan, %d actions, is dropped: the next "
+                          "cycle reads the server afresh", action, e, len(plan.actions) - i - 1)
+                raise
             out.append(outcome)
             if outcome.result == "done":
                 log.info("%s", outcome)
@@ -169,6 +178,8 @@ class Executor:
         try:
             call()
         except IFLError as e:
+            if e.lost:
+                raise
             raise _StepFailed(e.name, f"{e.call}: {e.text}") from None
 
     @staticmethod
@@ -185,10 +196,13 @@ class Executor:
         except IFLError as e:
             if e.name in GONE:
                 return
+            if e.lost:
+                raise
             raise _StepFailed(e.name, f"{e.call}: {e.text}") from None
 
     def _switch(self, steps: list[tuple[Callable[[], None], Callable[[], None]]]) -> None:
-        """Do the steps in order; if one fails, undo the ones done, last first."""
+        """Do the steps in order; if one fails, undo the ones done, last first. When the
+        connection was lost, the undoing happens on a new one, and the loss goes up."""
         done = []
         for do, undo in steps:
             try:
@@ -196,7 +210,18 @@ class Executor:
                     do()
                 except DriverError as e:
                     raise _StepFailed("DRIVER", str(e)) from None
-            except _StepFailed as failed:
+            except (_StepFailed, IFLError) as failed:
+                if isinstance(failed, IFLError):
+                    try:
+                        self.backend.reconnect()
+                    except IFLError as e:
+                        log.error("domain switch cut by a lost connection and no new one (%s): "
+                                  "the domain may need an admin", e)
+                        raise failed from None
+                    try:        # the step whose answer was lost may have been done: undo it too
+                        undo()
+                    except (_StepFailed, DriverError, IFLError) as e:
+                        log.info("undoing the step cut by the lost connection: %s (it was not done)", e)
                 for undo_step in reversed(done):
                     try:
                         undo_step()
@@ -204,4 +229,3 @@ class Executor:
                         log.error("rolling back a domain switch: %s (the domain may need an admin)", e)
                 raise failed
             done.append(undo)
-

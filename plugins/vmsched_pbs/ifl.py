@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from vmsched_pbs.errors import describe, name_of
 
-__all__ = ["IFLError", "IFLBackend", "Op", "Status", "MGR_CMD_SET", "MGR_OBJ_NODE", "records_to_dict"]
+__all__ = ["IFLError", "IFLBackend", "Op", "Status", "MGR_CMD_SET", "MGR_OBJ_NODE", "records_to_dict", "LOST"]
 
 #: ``pbs_manager`` command and object numbers: equal in Torque (``#define``) and OpenPBS (``enum``)
 MGR_CMD_SET = 2
@@ -39,6 +39,16 @@ class Op(enum.IntEnum):
 Status = dict[str, dict[str, str]]
 
 
+#: errors that mean the connection is gone (the server restarted, the network broke), not
+#: that the server refused the request: the cycle stops, and the next one reconnects and
+#: reads the server afresh rather than sending the rest of a plan made from a stale view
+LOST = frozenset({"NOCONNECTION", "PROTOCOL", "DISPROTO", "NOCONNECTS", "NOSERVER", "TIMEOUT", "SOCKET_FAULT",
+                  "SOCKET_WRITE", "SOCKET_READ", "SOCKET_CLOSE", "SOCKET_DATA", "SOCKET_INFORMATION",
+                  "PREMATURE_EOF", "EOF", "SERVER_NOT_FOUND", "SERVER_BUSY", "SVRDOWN", "CONNECT",
+                  "DOMAIN_SOCKET_FAULT", "CONNFULL", "ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT",
+                  "EHOSTUNREACH", "ENETUNREACH"})
+
+
 class IFLError(Exception):
     """A call the server (or the library) refused. ``name`` is the error's name on either
     server (UNKJOBID, UNKNODE, PERM, ...), ``code`` the number this server gave, ``text`` the
@@ -47,6 +57,11 @@ class IFLError(Exception):
     def __init__(self, call: str, code: int, name: str, text: str):
         self.call, self.code, self.name, self.text = call, code, name, text
         super().__init__(f"{call}: {name} ({code}): {text}" if text and text != name else f"{call}: {name} ({code})")
+
+    @property
+    def lost(self) -> bool:
+        """The connection is gone (see :data:`LOST`), rather than the request refused."""
+        return self.name in LOST
 
 
 def records_to_dict(records: Iterable[tuple[str, Iterable[tuple[str, str | None, str | None]]]]) -> Status:
@@ -136,6 +151,10 @@ class IFLBackend:
             raise self.error(f"pbs_connect({server or 'default server'})", code)
         self._conn = conn
         self.server_name = server
+
+    def reconnect(self) -> None:
+        """A new connection to the server last connected to (after it restarted)."""
+        self.connect(self.server_name)
 
     def disconnect(self) -> None:
         if self._conn is not None and self._conn >= 0:

@@ -69,11 +69,15 @@ class _Connections:
             return None
         conn["errtxt"] = None
         try:
-            return self.server.serve(name, *args)
+            result = self.server.serve(name, *args)
         except PbsErr as e:
             self.errno = code(e.name, self.kind)
             conn["errtxt"] = e.text
             return None
+        if conn["epoch"] != self.server.epoch:      # done, but the answer died with the server
+            self.errno = code("PROTOCOL", self.kind)
+            return None
+        return result
 
     def errtxt(self, h: int) -> str | None:
         conn = self._conns.get(h)

@@ -57,6 +57,7 @@ class FakeServer:
         self.requeued: Counter = Counter()   # job -> times it went back to the queue
         self._refusals: list[tuple[str, str | None, str, str]] = []
         self._before: list[tuple[str, Callable[[tuple], None]]] = []
+        self._lose: list[tuple[str, str | None]] = []
 
     # ------------------------------------------------------------------ set-up
     def add_queue(self, name: str, queue_type: str = "Execution", **attributes: str) -> None:
@@ -175,6 +176,11 @@ class FakeServer:
         """The next ``request`` (on ``target``, or any) fails with the error ``name``."""
         self._refusals.append((request, target, name, text))
 
+    def lose_reply(self, request: str, target: str | None = None) -> None:
+        """The next ``request`` (on ``target``) is carried out, then the server restarts
+        before its answer leaves: the client sees a dead connection, not the result."""
+        self._lose.append((request, target))
+
     def before(self, request: str, hook: Callable[[tuple], None]) -> None:
         """Run ``hook(args)`` once just before the next ``request`` is served (to change the
         server between a scheduler's stat and its action: a qdel, a node going down)."""
@@ -257,7 +263,13 @@ class FakeServer:
             if req == request and (target is None or target in args):
                 del self._refusals[i]
                 raise PbsErr(name, text or f"{request} refused")
-        return getattr(self, f"_do_{request}")(*args)
+        result = getattr(self, f"_do_{request}")(*args)
+        for i, (req, target) in enumerate(self._lose):
+            if req == request and (target is None or target in args):
+                del self._lose[i]
+                self.restart()
+                break
+        return result
 
     def _do_statserver(self):
         counts = {s: 0 for s in "QRSHEC"}
