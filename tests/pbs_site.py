@@ -52,7 +52,7 @@ def domain_node(server: FakeServer, name: str, host: str, image: str, cores: int
 
 
 def site(tmp_path: Path, kind: str = "torque", which: str = "cffi", text: str = SMALL, hosts=("wn1", "wn2"),
-         images=("deb", "slc"), queues=("batch",)):
+         images=("deb", "slc"), queues=("batch",), store: UsageStore | None = None):
     """(server, adapter, clock) for a policy text; each host gets one domain per image."""
     clock = Clock()
     server = FakeServer(kind, clock=clock)
@@ -63,16 +63,18 @@ def site(tmp_path: Path, kind: str = "torque", which: str = "cffi", text: str = 
             domain_node(server, f"{h}-{im}-1", h, im)
     path = tmp_path / "site.toml"
     path.write_text(text)
-    adapter = new_adapter(path, server, which, clock)
+    adapter = new_adapter(path, server, which, clock, store=store)
     return server, adapter, clock
 
 
-def new_adapter(path, server: FakeServer, which: str, clock: Clock, driver=None) -> Adapter:
-    """An adapter as a fresh ``vmsched-pbs`` process would make it (new driver, new scheduler)."""
+def new_adapter(path, server: FakeServer, which: str, clock: Clock, driver=None,
+                store: UsageStore | None = None) -> Adapter:
+    """An adapter as a fresh ``vmsched-pbs`` process would make it (new driver, new
+    scheduler; the usage store given, as a restarted process opens the same file)."""
     policy, config = load_site(path)
     backend = make_backend(server, which)
     backend.connect(server.name)
-    sched = Scheduler(policy, engine=PyEngine(), store=UsageStore(":memory:"))
+    sched = Scheduler(policy, engine=PyEngine(), store=store or UsageStore(":memory:"))
     return Adapter(policy, config, backend, driver, scheduler=sched, clock=clock)
 
 

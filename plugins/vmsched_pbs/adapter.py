@@ -1,7 +1,10 @@
 """One scheduling cycle against a live server: read, decide, apply, explain, publish.
 
 1. *read*: ``pbs_statserver``, ``pbs_statnode`` (``statvnode`` on OpenPBS),
-   ``pbs_statjob``, modelled by :class:`~vmsched_pbs.view.ServerReader`;
+   ``pbs_statjob``, modelled by :class:`~vmsched_pbs.view.ServerReader`; jobs that ended
+   are charged to fair share once, from their ``resources_used``, through the Scheduler's
+   usage store (crash-safe, and idempotent per job id: a restarted vmsched-pbs that sees
+   the same completed jobs again charges nothing twice);
 2. *decide*: the same :class:`vmsched.cycle.Scheduler` the simulator drives, ``on_cycle``;
 3. *apply*: :class:`~vmsched_pbs.apply.Executor`, action by action;
 4. *explain*: every job left waiting gets its reason as its ``comment``, the way PBS
@@ -24,7 +27,7 @@ from collections.abc import Mapping
 import attrs
 
 from vmsched.cycle import Scheduler
-from vmsched.model import DomainState, JobState, Snapshot
+from vmsched.model import DomainState, Job, JobState, ModelError, Snapshot, parse_duration, parse_size_mb
 from vmsched.plan import Plan, Verdict
 from vmsched.policyfile import Policy
 from vmsched_pbs.apply import Executor, Outcome
@@ -38,6 +41,7 @@ __all__ = ["Adapter", "CycleReport", "comment_for"]
 log = logging.getLogger("vmsched_pbs")
 
 _WAITING = (JobState.QUEUED, JobState.HELD, JobState.WAITING)
+_IN_DOMAIN = (JobState.RUNNING, JobState.SUSPENDED)
 
 
 def comment_for(verdict: Verdict, text: str) -> str:
@@ -58,6 +62,7 @@ class CycleReport:
     failures: tuple[str, ...] = ()          # comment/publish calls that failed
     seconds: Mapping[str, float] = attrs.field(factory=dict)
     skipped: str | None = None              # why no cycle ran (the server's scheduling is off)
+    charged: int = 0                        # ended jobs charged to fair share this cycle
 
     def count(self, result: str) -> int:
         return sum(1 for o in self.outcomes if o.result == result)
@@ -71,7 +76,8 @@ class CycleReport:
         return (f"cycle at {self.time:.0f}: {jobs} jobs ({len(r.skipped_jobs) if r else 0} unreadable), "
                 f"{len(r.snapshot.domains) if r else 0} domains, {len(p.actions) if p else 0} actions: "
                 f"{self.count('done')} done, {self.count('failed')} failed, {self.count('skipped')} skipped; "
-                f"{self.comments} comments, {self.published} nodes published; s: {secs}")
+                f"{self.comments} comments, {self.published} nodes published, {self.charged} ended jobs charged; "
+                f"s: {secs}")
 
 
 class Adapter:
@@ -92,6 +98,8 @@ class Adapter:
         # each domain node's (note, offline, down) as last read or written this cycle
         self._node: dict[str, tuple[str, bool, bool]] = {}
         self._published = 0
+        self._charged: set[str] = set()            # ended jobs charged (or found charged) already
+        self._running: dict[str, Job] = {}         # jobs running or suspended after the last cycle
 
     # ------------------------------------------------------------------ the cycle
     def cycle(self, *, dry_run: bool = False, force: bool = False) -> CycleReport:
@@ -107,6 +115,7 @@ class Adapter:
         jobs = self.backend.stat_jobs()
         t1 = self.clock()
         reading = self.reader.read(nodes, jobs, self.driver, t0)
+        charged = 0 if dry_run else self._account(reading, t0)
         t2 = self.clock()
         plan = self.scheduler.on_cycle(reading.snapshot, t0)
         t3 = self.clock()
@@ -115,16 +124,60 @@ class Adapter:
             return CycleReport(t0, reading, plan, seconds=seconds)
         self._node = {n: (f.note, f.offline, f.down) for n, f in reading.nodes.items()}
         self._published = 0
-        outcomes, after = self.executor.apply(plan, reading.snapshot)
+        try:
+            outcomes, after = self.executor.apply(plan, reading.snapshot)
+        finally:
+            # what runs or is frozen now, as far as the plan got: a job that leaves without an
+            # end record is charged from this
+            self._running = {j.id: j for j in self.executor.state.jobs.values() if j.state in _IN_DOMAIN}
         t4 = self.clock()
         failures: list[str] = []
         comments = self._explain(plan, reading, outcomes, t0, failures)
         published = self._publish_all(after, failures)
         t5 = self.clock()
         seconds.update({"apply": t4 - t3, "comment+publish": t5 - t4})
-        report = CycleReport(t0, reading, plan, tuple(outcomes), comments, published, tuple(failures), seconds)
+        report = CycleReport(t0, reading, plan, tuple(outcomes), comments, published, tuple(failures), seconds,
+                             charged=charged)
         log.info("%s", report.line())
         return report
+
+    # ------------------------------------------------------------------ accounting
+    def _account(self, reading: Reading, now: float) -> int:
+        """Charge every job that ended (E, C or F: its usage is final once the mom's obit
+        is in) and every job that ran and is gone without an end record (Torque with
+        ``keep_completed = 0``, OpenPBS without job history), once each."""
+        listed = reading.ended.keys() | reading.comments.keys()
+        self._charged &= listed
+        charged = 0
+        for jid, a in reading.ended.items():
+            if jid in self._charged:
+                continue
+            self._charged.add(jid)
+            job = self._running.get(jid)
+            if job is None:
+                try:
+                    job = Job.from_pbs(jid, a)
+                except ModelError as e:
+                    log.warning("job %s ended but cannot be charged to fair share: %s", jid, e.first())
+                    continue
+            usage = _usage(a)
+            start = job.start_time if job.start_time is not None else now
+            if "walltime" not in usage:
+                usage["walltime"] = max(0.0, now - start)
+            end = _epoch(a.get("comp_time") or a.get("obittime")) or start + usage["walltime"]
+            charged += self._charge(job, usage, end)
+        for jid, job in self._running.items():
+            if jid not in listed:       # gone: charged up to when it was found gone
+                elapsed = now - job.start_time if job.start_time is not None else 0.0
+                charged += self._charge(job, {"walltime": max(0.0, elapsed)}, now)
+        return charged
+
+    def _charge(self, job: Job, usage: dict[str, float], end: float) -> int:
+        try:
+            return int(self.scheduler.on_job_end(self.scheduler.with_vo(job), usage, now=end))
+        except ValueError as e:
+            log.warning("job %s: not charged to fair share: %s", job.id, e)
+            return 0
 
     # ------------------------------------------------------------------ comments
     def _explain(self, plan: Plan, reading: Reading, outcomes, now: float, failures: list[str]) -> int:
@@ -206,3 +259,20 @@ class Adapter:
                 failures.append(str(e))
                 log.warning("publishing %s on node %s: %s", d.state.value, d.name, e)
         return self._published
+
+
+def _usage(a: Mapping[str, str]) -> dict[str, float]:
+    """``resources_used`` as numbers: walltime and cput in seconds, mem in MB."""
+    out: dict[str, float] = {}
+    for key, parse in (("walltime", parse_duration), ("cput", parse_duration), ("mem", parse_size_mb)):
+        v = a.get(f"resources_used.{key}")
+        if v:
+            try:
+                out[key] = float(parse(v))
+            except ValueError:
+                pass
+    return out
+
+
+def _epoch(v: str | None) -> float | None:
+    return float(v) if v and v.strip().isdigit() else None

@@ -76,11 +76,13 @@ class Executor:
                  publish: Callable[[str, DomainState], None] | None = None):
         self.backend, self.driver = backend, driver
         self.publish = publish or (lambda name, state: None)
+        #: the cluster as the last plan left it, as far as it got (read it after a lost connection)
+        self.state: SnapshotState | None = None
 
     def apply(self, plan: Plan, snapshot: Snapshot) -> tuple[list[Outcome], Snapshot]:
         """Every action in order; returns what became of each, and the cluster after them
         (as far as they were done)."""
-        state = SnapshotState(snapshot)
+        state = self.state = SnapshotState(snapshot)
         out = []
         for i, action in enumerate(plan.actions):
             try:
