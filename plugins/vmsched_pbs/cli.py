@@ -43,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
     ap.add_argument("--interval", type=_duration, default=None,
                     help="time between cycles, e.g. 60s or 2m (default: the policy's cycle_interval)")
+    ap.add_argument("--listen", default=None, metavar="[ADDRESS:]PORT",
+                    help="Torque: also run a cycle when the server asks, on its scheduler port (e.g. 15004; "
+                         "loopback unless an address is given)")
+    ap.add_argument("--okclients", default="", metavar="HOST[,HOST...]",
+                    help="with --listen: hosts allowed to send commands besides loopback (the server's host)")
     ap.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     ap.add_argument("--backend", default="auto", choices=["auto", "pbs_python", "cffi"],
                     help="how to reach the server: pbs_python's module, or the C library through cffi "
@@ -105,11 +110,21 @@ def main(argv=None, *, backend=None, driver=None, out=None, err=None, sleep=time
             return fail(EXIT_UNREACHABLE, [str(e)])
     from vmsched_pbs.adapter import Adapter
     from vmsched_pbs.ifl import IFLError
+    from vmsched_pbs.listener import SCH_QUIT
     try:
         adapter = Adapter(policy, config, backend, driver)
     except ValueError as e:
         return fail(EXIT_BAD_INPUT, [f"{args.policy}: {e}"])
     interval = args.interval or policy.cycle_interval_s
+    port = None
+    if args.listen and not args.once:
+        from vmsched_pbs.listener import SchedulerPort, parse_listen
+        try:
+            address, number = parse_listen(args.listen)
+            port = SchedulerPort(address, number, [h for h in args.okclients.split(",") if h]).open()
+        except (ValueError, OSError) as e:
+            return fail(EXIT_UNREACHABLE if isinstance(e, OSError) else EXIT_BAD_INPUT, [f"--listen: {e}"])
+        log.info("listening for the server's commands on %s:%d", address, port.port)
     stop = []
     if not args.once:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -144,11 +159,19 @@ def main(argv=None, *, backend=None, driver=None, out=None, err=None, sleep=time
                     _print_plan(report, adapter, out)
             if args.once or stop:
                 break
-            sleep(interval)
+            if port is None:
+                sleep(interval)
+            else:
+                commands = port.wait(interval)
+                if SCH_QUIT in commands:
+                    log.info("the server said quit")
+                    break
             if stop:
                 break
     finally:
         backend.disconnect()
+        if port is not None:
+            port.close()
     return 0
 
 
