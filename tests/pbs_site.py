@@ -3,6 +3,7 @@ a clock both share, and the invariants a live server must keep after every cycle
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from vmsched.cycle import Scheduler
 from vmsched.usage import UsageStore
 from vmsched_pbs.adapter import Adapter
 from vmsched_pbs.config import load_site
+from vmsched_pbs.driver import Power
 
 from .fake_pbs import FakeServer, make_backend
 
@@ -81,26 +83,39 @@ def new_adapter(path, server: FakeServer, which: str, clock: Clock, driver=None,
 ACTIVE_NOTES = ("vmsched: free", "vmsched: running")
 
 
-def check_server(server: FakeServer, adapter: Adapter) -> None:
+def check_server(server: FakeServer, adapter: Adapter, report=None) -> None:
     """What a live server must look like after a cycle: no job runs on a domain vmsched
-    holds inactive (or offline), no host has more active domains than allowed, every
-    job waiting carries a comment, and no job was started twice without a requeue."""
+    holds inactive (or offline), no domain is half-switched (a job frozen in an active
+    domain, the driver and the node disagreeing), no host has more active domains than
+    allowed, every job waiting carries a comment, and no job was started twice without a
+    requeue."""
     note = "note" if server.kind == "torque" else "comment"
     hosts = {h.name: h for h in adapter.reader._hosts.values()}
+    # a comment or node note the server refused this cycle is written again next cycle
+    failures = report.failures if report else ()
+    refused = {m.group(1) for f in failures for m in [re.search(r"pbs_alterjob\((.+?)\)", f)] if m}
+    unpublished = {m.group(1) for f in failures for m in [re.search(r"pbs_manager\(set node (.+?)\)", f)] if m}
+    power = adapter.driver.list()
     active = Counter()
     for name, n in server.nodes.items():
         facts = adapter.reader._nodes.get(name, (None, None))[1]
         words = set(n["state"].split(","))
-        if n.get(note, "").startswith("vmsched: ") and n.get(note) not in ACTIVE_NOTES:
-            assert "offline" in words, f"{name}: {n.get(note)} but not offline"
-            for jid in server.node_jobs[name]:
-                assert server.jobs[jid]["job_state"] != "R", f"job {jid} runs in inactive domain {name}"
-        if n.get(note) in ACTIVE_NOTES and facts is not None:
+        text = n.get(note, "")
+        if facts is None or "down" in words or not text.startswith("vmsched: ") or name in unpublished:
+            continue
+        jobs = [server.jobs[j]["job_state"] for j in server.node_jobs[name]]
+        if text in ACTIVE_NOTES:
             active[facts.host] += 1
+            assert "S" not in jobs, f"{name}: active, with a job still suspended"
+            assert power.get(name) in (None, Power.ACTIVE), f"{name}: active on its node, {power.get(name)} to the driver"
+        else:
+            assert "offline" in words, f"{name}: {text} but not offline"
+            assert "R" not in jobs, f"{name}: {text}, with a job running"
+            assert power.get(name) is not Power.ACTIVE, f"{name}: {text} on its node, active to the driver"
     for host, k in active.items():
         assert k <= hosts[host].max_active, f"host {host}: {k} active domains"
     for jid, j in server.jobs.items():
-        if j["job_state"] == "Q":
+        if j["job_state"] == "Q" and jid not in refused:
             assert j.get("comment", "").startswith(("Not Running: ", "Can Never Run: ")), \
                 f"job {jid} waits without a comment"
     for jid, k in server.started.items():

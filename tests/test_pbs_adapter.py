@@ -323,3 +323,41 @@ def test_a_restart_in_the_middle_of_a_domain_switch_is_undone_on_a_new_connectio
     adapter.cycle()
     assert server.jobs[inter]["job_state"] == "R" and all(server.jobs[j]["job_state"] == "S" for j in normal)
     check_server(server, adapter)
+
+
+class _Recording(dict):
+    """A job's attributes that remember which ones the parser looked at."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.asked = set()
+
+    def __getitem__(self, k):
+        self.asked.add(k)
+        return super().__getitem__(k)
+
+    def get(self, k, default=None):
+        self.asked.add(k)
+        return super().get(k, default)
+
+    def __contains__(self, k):
+        self.asked.add(k)
+        return super().__contains__(k)
+
+
+@pytest.mark.parametrize("kind", ["torque", "openpbs"])
+def test_the_attributes_asked_of_the_server_cover_what_the_job_parser_reads(kind):
+    # vmsched-pbs asks the server for JOB_ATTRIBUTES only: if Job.from_pbs starts reading
+    # another attribute, this says which one to add
+    from vmsched.model import Job
+    from vmsched_pbs.view import JOB_ATTRIBUTES
+
+    from .fake_pbs import FakeServer
+    s = FakeServer(kind)
+    s.add_queue("batch")
+    jid = s.submit("alice", "meta", cores=2, memory="2gb", interactive=True,
+                   extra={"Resource_List.flavor": "large", "Resource_List.vo": "meta", "start_time": "5"})
+    a = _Recording(s.jobs[jid])
+    Job.from_pbs(jid, a)
+    missing = {k.partition(".")[0] for k in a.asked} - set(JOB_ATTRIBUTES)
+    assert not missing, f"add to vmsched_pbs.view.JOB_ATTRIBUTES: {sorted(missing)}"

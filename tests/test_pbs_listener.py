@@ -25,17 +25,20 @@ needs_root = pytest.mark.skipif(not ROOT, reason="binding a privileged source po
 
 
 def send(port: int, cmd: int | bytes, *, source: str = "127.0.0.1", privileged: bool = True) -> None:
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    for _ in range(50):
+    """Connect as pbs_server does (from a privileged port unless told not to) and write."""
+    for _ in range(100):       # a random privileged port may be taken or in TIME_WAIT: another
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind((source, random.randrange(600, 1023) if privileged else 0))
-            break
+            s.connect(("127.0.0.1", port))
         except OSError:
+            s.close()
             continue
-    s.connect(("127.0.0.1", port))
-    s.sendall(struct.pack("!I", cmd) if isinstance(cmd, int) else cmd)
-    s.close()
+        s.sendall(struct.pack("!I", cmd) if isinstance(cmd, int) else cmd)
+        s.close()
+        return
+    raise OSError("no source port to connect from")
 
 
 @pytest.fixture

@@ -4,7 +4,9 @@
    ``pbs_statjob``, modelled by :class:`~vmsched_pbs.view.ServerReader`; jobs that ended
    are charged to fair share once, from their ``resources_used``, through the Scheduler's
    usage store (crash-safe, and idempotent per job id: a restarted vmsched-pbs that sees
-   the same completed jobs again charges nothing twice);
+   the same completed jobs again charges nothing twice; the jobs running are kept beside
+   it, :mod:`~vmsched_pbs.running`, so one that ends while vmsched-pbs is down is charged
+   when it is back);
 2. *decide*: the same :class:`vmsched.cycle.Scheduler` the simulator drives, ``on_cycle``;
 3. *apply*: :class:`~vmsched_pbs.apply.Executor`, action by action;
 4. *explain*: every job left waiting gets its reason as its ``comment``, the way PBS
@@ -28,13 +30,14 @@ import attrs
 
 from vmsched.cycle import Scheduler
 from vmsched.model import DomainState, Job, JobState, ModelError, Snapshot, parse_duration, parse_size_mb
-from vmsched.plan import Plan, Verdict
+from vmsched.plan import Plan, SnapshotState, Verdict
 from vmsched.policyfile import Policy
 from vmsched_pbs.apply import Executor, Outcome
 from vmsched_pbs.config import PbsConfig
 from vmsched_pbs.driver import ExternalDriver, VMDriver
 from vmsched_pbs.ifl import IFLBackend, IFLError, Op
-from vmsched_pbs.view import Reading, ServerReader, note_attribute, note_text
+from vmsched_pbs.running import RunningFile
+from vmsched_pbs.view import ENDED_STATES, JOB_ATTRIBUTES, Reading, ServerReader, note_attribute, note_text
 
 __all__ = ["Adapter", "CycleReport", "comment_for"]
 
@@ -42,6 +45,21 @@ log = logging.getLogger("vmsched_pbs")
 
 _WAITING = (JobState.QUEUED, JobState.HELD, JobState.WAITING)
 _IN_DOMAIN = (JobState.RUNNING, JobState.SUSPENDED)
+
+
+class _Timer:
+    """Each step's wall time (``seconds[step]``) and CPU time (``seconds[step + "_cpu"]``):
+    the log line gives the first, the benchmark compares the second on a shared machine."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+
+    def mark(self, step: str) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
+        self.seconds[step] = wall - self._wall
+        self.seconds[step + "_cpu"] = cpu - self._cpu
+        self._wall, self._cpu = wall, cpu
 
 
 def comment_for(verdict: Verdict, text: str) -> str:
@@ -63,6 +81,8 @@ class CycleReport:
     seconds: Mapping[str, float] = attrs.field(factory=dict)
     skipped: str | None = None              # why no cycle ran (the server's scheduling is off)
     charged: int = 0                        # ended jobs charged to fair share this cycle
+    domains: tuple = ()                     # the domains after the plan, as far as it went
+    running: tuple = ()                     # the jobs running or suspended after the plan
 
     def count(self, result: str) -> int:
         return sum(1 for o in self.outcomes if o.result == result)
@@ -72,7 +92,7 @@ class CycleReport:
             return f"cycle at {self.time:.0f}: skipped: {self.skipped}"
         r, p = self.reading, self.plan
         jobs = len(r.snapshot.jobs) if r else 0
-        secs = " ".join(f"{k} {v:.3f}" for k, v in self.seconds.items())
+        secs = " ".join(f"{k} {v:.3f}" for k, v in self.seconds.items() if not k.endswith("_cpu"))
         return (f"cycle at {self.time:.0f}: {jobs} jobs ({len(r.skipped_jobs) if r else 0} unreadable), "
                 f"{len(r.snapshot.domains) if r else 0} domains, {len(p.actions) if p else 0} actions: "
                 f"{self.count('done')} done, {self.count('failed')} failed, {self.count('skipped')} skipped; "
@@ -96,32 +116,34 @@ class Adapter:
         self.clock = clock
         self._commented: dict[str, float] = {}     # job -> when vmsched last wrote its comment
         # each domain node's (note, offline, down) as last read or written this cycle
-        self._node: dict[str, tuple[str, bool, bool]] = {}
+        self._node: dict[str, tuple[str | None, bool | None, bool]] = {}
         self._published = 0
         self._charged: set[str] = set()            # ended jobs charged (or found charged) already
-        self._running: dict[str, Job] = {}         # jobs running or suspended after the last cycle
+        # jobs running or suspended after the last cycle, also on disk beside the usage store
+        self._running_file = RunningFile(self.scheduler.store.path)
+        self._running: dict[str, Job] = self._running_file.load()
 
     # ------------------------------------------------------------------ the cycle
     def cycle(self, *, dry_run: bool = False, force: bool = False) -> CycleReport:
         """One cycle. Raises :class:`IFLError` when the server cannot be read or the
         connection is lost midway (the caller reconnects, and the next cycle reads the
         server afresh); a request the server refuses is logged and counted, never raised."""
-        t0 = self.clock()
+        now = self.clock()
+        timer = _Timer()
         server = self.backend.stat_server()
         scheduling = next(iter(server.values()), {}).get("scheduling", "True")
         if not force and not dry_run and scheduling.strip().lower() in ("false", "0"):
-            return CycleReport(t0, None, None, skipped="the server's scheduling attribute is False")
+            return CycleReport(now, None, None, skipped="the server's scheduling attribute is False")
         nodes = self.backend.stat_nodes()
-        jobs = self.backend.stat_jobs()
-        t1 = self.clock()
-        reading = self.reader.read(nodes, jobs, self.driver, t0)
-        charged = 0 if dry_run else self._account(reading, t0)
-        t2 = self.clock()
-        plan = self.scheduler.on_cycle(reading.snapshot, t0)
-        t3 = self.clock()
-        seconds = {"stat": t1 - t0, "model": t2 - t1, "decide": t3 - t2}
+        jobs = self.backend.stat_jobs(JOB_ATTRIBUTES)
+        timer.mark("stat")
+        reading = self.reader.read(nodes, jobs, self.driver, now)
+        charged = 0 if dry_run else self._account(reading, now)
+        timer.mark("model")
+        plan = self.scheduler.on_cycle(reading.snapshot, now)
+        timer.mark("decide")
         if dry_run:
-            return CycleReport(t0, reading, plan, seconds=seconds)
+            return CycleReport(now, reading, plan, seconds=timer.seconds)
         self._node = {n: (f.note, f.offline, f.down) for n, f in reading.nodes.items()}
         self._published = 0
         try:
@@ -130,14 +152,15 @@ class Adapter:
             # what runs or is frozen now, as far as the plan got: a job that leaves without an
             # end record is charged from this
             self._running = {j.id: j for j in self.executor.state.jobs.values() if j.state in _IN_DOMAIN}
-        t4 = self.clock()
+            self._running_file.save(self._running)
+        timer.mark("apply")
         failures: list[str] = []
-        comments = self._explain(plan, reading, outcomes, t0, failures)
+        comments = self._explain(plan, reading, outcomes, now, failures)
         published = self._publish_all(after, failures)
-        t5 = self.clock()
-        seconds.update({"apply": t4 - t3, "comment+publish": t5 - t4})
-        report = CycleReport(t0, reading, plan, tuple(outcomes), comments, published, tuple(failures), seconds,
-                             charged=charged)
+        timer.mark("comment+publish")
+        report = CycleReport(now, reading, plan, tuple(outcomes), comments, published, tuple(failures),
+                             timer.seconds, charged=charged, domains=tuple(after.domains.values()),
+                             running=tuple(self._running.values()))
         log.info("%s", report.line())
         return report
 
@@ -167,9 +190,20 @@ class Adapter:
             end = _epoch(a.get("comp_time") or a.get("obittime")) or start + usage["walltime"]
             charged += self._charge(job, usage, end)
         for jid, job in self._running.items():
-            if jid not in listed:       # gone: charged up to when it was found gone
-                elapsed = now - job.start_time if job.start_time is not None else 0.0
-                charged += self._charge(job, {"walltime": max(0.0, elapsed)}, now)
+            if jid in listed:
+                continue
+            # gone from the list: OpenPBS with job history still has it (extend "x"), with
+            # its final usage; else it is charged up to when it was found gone
+            a = self.backend.stat_job(jid, JOB_ATTRIBUTES, history=True) if self.backend.kind == "openpbs" else None
+            if a is not None and a.get("job_state") in ENDED_STATES:
+                self._charged.add(jid)
+                usage = _usage(a)
+                if "walltime" in usage:
+                    end = _epoch(a.get("obittime") or a.get("comp_time")) or now
+                    charged += self._charge(job, usage, end)
+                    continue
+            elapsed = now - job.start_time if job.start_time is not None else 0.0
+            charged += self._charge(job, {"walltime": max(0.0, elapsed)}, now)
         return charged
 
     def _charge(self, job: Job, usage: dict[str, float], end: float) -> int:
@@ -231,7 +265,7 @@ class Adapter:
         now = self._node.get(name)
         if now is None or now[2]:
             return
-        note, offline, down = now
+        note, offline, down = now            # None: unknown (an earlier answer was lost)
         changes = []
         text = note_text(state)
         if note != text:
@@ -240,15 +274,20 @@ class Adapter:
         if want_offline != offline:
             changes.append(("state", "offline", Op.INCR if want_offline else Op.DECR))
         if changes:
-            self.backend.set_node(name, changes)
+            try:
+                self.backend.set_node(name, changes)
+            except IFLError as e:
+                if e.lost:      # it may or may not have been done: write everything next time
+                    self._node[name] = (None, None, down)
+                raise
             self._node[name] = (text, want_offline, down)
             self._published += 1
 
-    def _publish_all(self, after: Snapshot, failures: list[str]) -> int:
+    def _publish_all(self, after: SnapshotState, failures: list[str]) -> int:
         """After the plan: every domain's state where its node does not say it yet (first
         contact, a publish that failed last cycle). Domains down for vmsched (an admin's
         offline, a node the server reports down) are not touched."""
-        for d in after.domains:
+        for d in after.domains.values():
             if d.state is DomainState.DOWN:
                 continue
             try:

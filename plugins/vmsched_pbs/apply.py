@@ -79,9 +79,9 @@ class Executor:
         #: the cluster as the last plan left it, as far as it got (read it after a lost connection)
         self.state: SnapshotState | None = None
 
-    def apply(self, plan: Plan, snapshot: Snapshot) -> tuple[list[Outcome], Snapshot]:
+    def apply(self, plan: Plan, snapshot: Snapshot) -> tuple[list[Outcome], SnapshotState]:
         """Every action in order; returns what became of each, and the cluster after them
-        (as far as they were done)."""
+        (as far as they were done; ``.snapshot()`` makes a snapshot of it)."""
         state = self.state = SnapshotState(snapshot)
         out = []
         for i, action in enumerate(plan.actions):
@@ -90,13 +90,20 @@ class Executor:
             except IFLError as e:
                 log.error("%s: connection lost (%s); the rest of the plan, %d actions, is dropped: the next "
                           "cycle reads the server afresh", action, e, len(plan.actions) - i - 1)
+                if type(action) is RunJob:
+                    # the server may have started it before the answer was lost: counted as
+                    # running, so that it is charged if it ends before the next read
+                    try:
+                        apply_action(state, action, plan.time)
+                    except PlanError:
+                        pass
                 raise
             out.append(outcome)
             if outcome.result == "done":
                 log.info("%s", outcome)
             else:
                 log.warning("%s", outcome)
-        return out, state.snapshot()
+        return out, state
 
     # ------------------------------------------------------------------ one action
     def _one(self, state: SnapshotState, a: Action, now: float) -> Outcome:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Sequence
 
-from vmsched_pbs.ifl import IFLBackend, Op
+from vmsched_pbs.ifl import IFLBackend, Op, key_of
 
 __all__ = ["ModuleLoadError", "load_module", "PbsPythonBackend"]
 
@@ -103,13 +103,14 @@ class PbsPythonBackend(IFLBackend):
     def _call(self, fn, conn, *args):
         return getattr(self.pbs, fn)(conn, *args, None)
 
-    def _stat(self, fn, conn, *args):
-        head = getattr(self.pbs, fn)(conn, *args, self._all, None)
+    def _stat(self, fn, conn, ids, wanted, extend):
+        attrib = self._attrl([(name, None, None, Op.SET) for name in wanted]) if wanted else self._all
+        head = getattr(self.pbs, fn)(conn, *ids, attrib, extend)
         if head is None or (isinstance(head, list) and not head):
-            return head is None or self._errno() != 0, []
+            return head is None or self._errno() != 0, {}
         try:
-            return False, [(bs.name, [(a.name, a.resource or None, a.value) for a in _walk(bs.attribs)])
-                           for bs in _walk(head)]
+            return False, {bs.name: {key_of(a.name, a.resource or None): a.value or "" for a in _walk(bs.attribs)}
+                           for bs in _walk(head)}
         finally:
             self.pbs.pbs_statfree(head)
 
@@ -121,7 +122,9 @@ class PbsPythonBackend(IFLBackend):
             for a, b in zip(items, items[1:]):
                 a.next = b
         for item, (name, resource, value, op) in zip(items, changes):
-            item.name, item.value, item.op = name, value, int(op)
+            item.name, item.op = name, int(op)
+            if value is not None:
+                item.value = value
             if resource:
                 item.resource = resource
         return items if hasattr(self.pbs, "new_attrl") else (items[0] if items else None)

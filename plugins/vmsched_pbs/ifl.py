@@ -15,11 +15,11 @@ value}}``, a failed call an :class:`IFLError` naming the call, the error by name
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from vmsched_pbs.errors import describe, name_of
 
-__all__ = ["IFLError", "IFLBackend", "Op", "Status", "MGR_CMD_SET", "MGR_OBJ_NODE", "records_to_dict", "LOST"]
+__all__ = ["IFLError", "IFLBackend", "Op", "Status", "MGR_CMD_SET", "MGR_OBJ_NODE", "key_of", "LOST"]
 
 #: ``pbs_manager`` command and object numbers: equal in Torque (``#define``) and OpenPBS (``enum``)
 MGR_CMD_SET = 2
@@ -64,16 +64,10 @@ class IFLError(Exception):
         return self.name in LOST
 
 
-def records_to_dict(records: Iterable[tuple[str, Iterable[tuple[str, str | None, str | None]]]]) -> Status:
-    """``[(name, [(attribute, resource, value), ...]), ...]`` to the adapter's plain dicts.
-    A resource becomes ``attribute.resource`` (``Resource_List.walltime``), the way
-    ``qstat -f`` prints it and ``Job.from_pbs`` reads it; a missing value is "" (C NULL)."""
-    out: Status = {}
-    for name, attribs in records:
-        d = out.setdefault(name, {})
-        for attr, resource, value in attribs:
-            d[f"{attr}.{resource}" if resource else attr] = "" if value is None else value
-    return out
+def key_of(attr: str, resource: str | None) -> str:
+    """A resource is ``attribute.resource`` (``Resource_List.walltime``), the way ``qstat -f``
+    prints it and ``Job.from_pbs`` reads it."""
+    return f"{attr}.{resource}" if resource else attr
 
 
 class IFLBackend:
@@ -102,8 +96,11 @@ class IFLBackend:
         """Call an IFL function that returns an int (0 = done)."""
         raise NotImplementedError
 
-    def _stat(self, fn: str, *args) -> tuple[bool, list[tuple[str, list[tuple[str, str | None, str | None]]]]]:
-        """Call a stat function: (whether it returned NULL, its records), freed."""
+    def _stat(self, fn: str, conn: int, ids: tuple[str, ...], wanted: Sequence[str] | None,
+              extend: str | None) -> tuple[bool, Status]:
+        """Call a stat function (``ids``: its id argument, none for pbs_statserver;
+        ``wanted``: the attribute names asked for, None for all), and give back whether it
+        returned NULL and its records as a :data:`Status`, the library's memory freed."""
         raise NotImplementedError
 
     def _attrl(self, changes: Sequence[tuple[str, str | None, str, Op]], struct: str = "attrl"):
@@ -170,27 +167,41 @@ class IFLBackend:
         return self._conn  # type: ignore[return-value]
 
     # ----------------------------------------------------------------- stat
-    def _status(self, fn: str, *args) -> Status:
+    def _status(self, fn: str, ids: tuple[str, ...] = ("",), wanted: Sequence[str] | None = None,
+                extend: str | None = None) -> Status:
         conn = self._c(fn)
-        null, records = self._stat(fn, conn, *args)
+        null, records = self._stat(fn, conn, ids, wanted, extend)
         if null:
             code = self._errno()
             if code != 0:
                 raise self.error(fn, code)
-        return records_to_dict(records)
+        return records
 
     def stat_server(self) -> Status:
-        return self._status("pbs_statserver")
+        return self._status("pbs_statserver", ())
 
     def stat_queues(self) -> Status:
-        return self._status("pbs_statque", "")
+        return self._status("pbs_statque")
 
     def stat_nodes(self) -> Status:
         """Every node; on OpenPBS every vnode (what its own scheduler reads)."""
-        return self._status("pbs_statvnode" if self.kind == "openpbs" else "pbs_statnode", "")
+        return self._status("pbs_statvnode" if self.kind == "openpbs" else "pbs_statnode")
 
-    def stat_jobs(self) -> Status:
-        return self._status("pbs_statjob", "")
+    def stat_jobs(self, wanted: Sequence[str] | None = None) -> Status:
+        """Every job the server lists, with only the ``wanted`` attributes (all if None):
+        a large server answers far faster, and the adapter walks far less."""
+        return self._status("pbs_statjob", ("",), wanted)
+
+    def stat_job(self, job_id: str, wanted: Sequence[str] | None = None, *, history: bool = False) -> dict | None:
+        """One job, or None if the server does not know it; ``history``: OpenPBS's finished
+        jobs too (extend "x", with ``job_history_enable``)."""
+        try:
+            found = self._status("pbs_statjob", (job_id,), wanted, "x" if history and self.kind == "openpbs" else None)
+        except IFLError as e:
+            if e.name in ("UNKJOBID", "HISTJOBID", "JOBNOTFOUND"):
+                return None
+            raise
+        return found.get(job_id)
 
     # ----------------------------------------------------------------- changes
     def _do(self, fn: str, *args) -> None:

@@ -34,9 +34,16 @@ from vmsched_pbs.config import PbsConfig
 from vmsched_pbs.driver import ExternalDriver, Power, VMDriver
 
 __all__ = ["NodeFacts", "Reading", "ServerReader", "node_facts", "note_attribute", "note_text", "NOTE_PREFIX",
-           "SCHEDULED_STATES", "ENDED_STATES"]
+           "SCHEDULED_STATES", "ENDED_STATES", "JOB_ATTRIBUTES"]
 
 NOTE_PREFIX = "vmsched: "
+#: the job attributes vmsched-pbs asks the server for: what ``Job.from_pbs`` reads (a test
+#: checks it against the parser), the comment, and what accounting reads. A real server's
+#: jobs carry three or four times as many (paths, environment, mail options): asking for
+#: these alone makes a large server's answer, and the walk through it, that much smaller
+JOB_ATTRIBUTES = ("Job_Owner", "euser", "egroup", "queue", "job_state", "Resource_List", "qtime", "ctime",
+                  "start_time", "interactive", "exec_host", "exec_vnode", "comment", "resources_used",
+                  "comp_time", "obittime", "Rerunable")
 _NOTE_RE = re.compile(r"^vmsched: ([a-z_]+)")
 #: job states the Scheduler is given; the others are over (E, C, F) or passing through (T, M)
 SCHEDULED_STATES = frozenset("QRSHW")
@@ -172,6 +179,9 @@ class ServerReader:
         self._jobs: dict[str, tuple[dict, Job | ModelError]] = {}
         self._domains: dict[str, Domain] = {}
         self._hosts: dict[str, Host] = {}
+        self._memory: dict[str, int] = {}           # node -> the memory it last reported
+        self._host_facts: dict[str, tuple] = {}     # host -> the facts its Host was made from
+        self._domain_facts: dict[str, NodeFacts] = {}   # domain -> the facts its Domain was made from
         self.parsed = {"jobs": 0, "nodes": 0}      # parses in the last read (for tests and the benchmark)
 
     # ---------------------------------------------------------------- parsing, cached
@@ -184,6 +194,12 @@ class ServerReader:
             facts = node_facts(name, a, self.kind, self.config)
         except ModelError as e:
             facts = e
+        if isinstance(facts, NodeFacts):
+            # a Torque node whose mom is down reports no memory: the domain keeps what it had
+            if facts.memory_mb == 0 and self._memory.get(name):
+                facts = attrs.evolve(facts, memory_mb=self._memory[name])
+            elif facts.memory_mb:
+                self._memory[name] = facts.memory_mb
         self._nodes[name] = (a, facts)
         return facts
 
@@ -191,7 +207,10 @@ class ServerReader:
         cached = self._jobs.get(jid)
         if cached is not None:
             old = cached[0]
-            if old == a or _steady(old, a):
+            if old == a:
+                return cached[1]
+            if _steady(old, a):      # changed only in what the parser does not read
+                self._jobs[jid] = (a, cached[1])
                 return cached[1]
         self.parsed["jobs"] += 1
         attributes = a
@@ -221,6 +240,8 @@ class ServerReader:
                 skipped_nodes[name] = f.first()
             elif f is not None:
                 facts[name] = f
+        hosts = self._read_hosts(facts, nodes, skipped_nodes)
+        facts = {n: f for n, f in facts.items() if f.host in hosts}
         parsed: list[Job] = []
         skipped: dict[str, str] = {}
         ended: dict[str, Mapping[str, str]] = {}
@@ -243,8 +264,6 @@ class ServerReader:
                 if j.domain is not None and j.domain not in facts:
                     j = attrs.evolve(j, domain=None)
                 parsed.append(j)
-        hosts = self._read_hosts(facts, nodes, skipped_nodes)
-        facts = {n: f for n, f in facts.items() if f.host in hosts}
         power = self._power(facts, parsed, driver, hosts)
         domains = self._read_domains(facts, parsed, power, now)
         snapshot = Snapshot(now, tuple(hosts.values()), tuple(domains), tuple(parsed))
@@ -260,9 +279,17 @@ class ServerReader:
         for f in facts.values():
             per_host.setdefault(f.host, []).append(f)
         out: dict[str, Host] = {}
+        seen = self._host_facts
+        self._host_facts = {}
         for host, fs in sorted(per_host.items()):
             if host in self._policy_hosts:
                 out[host] = self._policy_hosts[host]
+                continue
+            key = tuple(fs)                 # the very facts objects: unchanged nodes, unchanged host
+            self._host_facts[host] = key
+            old = self._hosts.get(host)
+            if old is not None and seen.get(host) == key:
+                out[host] = old
                 continue
             record = {"np": str(max(f.cores for f in fs)),
                       "resources_available.mem": f"{max(f.memory_mb for f in fs)}mb",
@@ -281,33 +308,41 @@ class ServerReader:
 
     def _power(self, facts: Mapping[str, NodeFacts], jobs: list[Job], driver: VMDriver,
                hosts: Mapping[str, Host]) -> dict[str, Power]:
-        """Each domain's power state: the driver's, else (a domain the external driver has
-        not met) what vmsched published on the node, else active, within the host's
-        ``max_active`` (busy domains first, then by name; the rest paused)."""
+        """Each domain's power state: the driver's; for a domain the external driver has not
+        met (vmsched-pbs just started, or the node is back from down), what vmsched
+        published on its node if that was not active, else active while the host has room
+        (``max_active``: busy domains first, then those published active, then by name),
+        else paused. A node the server reports down is forgotten by the external driver,
+        so that it is admitted again, within the host's room, when it comes back."""
+        external = isinstance(driver, ExternalDriver)
         known = driver.list()
         out: dict[str, Power] = {}
-        new: dict[str, list[str]] = {}
+        admit: dict[str, list[str]] = {}
         for name, f in facts.items():
-            if name in known:
+            if f.down and external:
+                driver.forget(name)
+                out[name] = Power.OFF
+            elif name in known:
                 out[name] = known[name]
-            elif f.published is not None and not (f.offline and f.published.active):
+            elif f.published is not None and not f.published.active and f.published is not DomainState.DOWN:
                 out[name] = _ACTIVE_POWER[f.published]
-            elif f.offline:
+            elif f.offline and not (f.published is not None and not f.published.active):
                 out[name] = Power.OFF           # an admin's offline: not vmsched's to undo
             else:
-                new.setdefault(f.host, []).append(name)
-        if new:
+                admit.setdefault(f.host, []).append(name)
+        if admit:
             busy = {j.domain for j in jobs if j.domain is not None and j.state is JobState.RUNNING}
-            for host, names in new.items():
+            for host, names in admit.items():
                 active = sum(1 for n, f in facts.items() if f.host == host and out.get(n) in
                              (Power.ACTIVE, Power.BOOTING))
-                for name in sorted(names, key=lambda n: (n not in busy, n)):
+                for name in sorted(names, key=lambda n: (n not in busy, not (facts[n].published or
+                                                                             DomainState.DOWN).active, n)):
                     fits = active < hosts[host].max_active
                     out[name] = Power.ACTIVE if fits else Power.PAUSED
                     active += fits
-        if isinstance(driver, ExternalDriver):
+        if external:
             for name, p in out.items():
-                if name not in known:
+                if name not in known and not facts[name].down:
                     driver.adopt(name, p)
         return out
 
@@ -337,12 +372,16 @@ class ServerReader:
                 state = DomainState.SHUTTING_DOWN
             else:
                 state = DomainState.DOWN
-            flavor = f.flavor or _flavor_of(f, flavors)
             old = self._domains.get(name)
+            if old is not None and old.state is state and self._domain_facts.get(name) is f:
+                out.append(old)             # the same node facts in the same state: the same domain
+                continue
             since = old.since if old is not None and old.state is state else now
-            d = Domain(name, f.host, f.image, flavor, state, f.cores, f.memory_mb, since=since)
+            d = Domain(name, f.host, f.image, f.flavor or _flavor_of(f, flavors), state, f.cores, f.memory_mb,
+                       since=since)
             out.append(old if old == d else d)
         self._domains = {d.name: d for d in out}
+        self._domain_facts = {name: facts[name] for name in self._domains}
         return out
 
 

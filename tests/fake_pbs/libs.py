@@ -124,7 +124,7 @@ class FakeCLib:
         if name in ("pbs_strerror",) and self.kind == "torque" or name == "pbse_to_txt" and self.kind == "openpbs":
             return self._strerror
         if name == "pbs_statvnode" and self.kind == "openpbs":
-            return lambda c, i, a, e: self._stat("statvnode", c, i)
+            return lambda c, i, a, e: self._stat("statvnode", c, (i,), a, e)
         raise AttributeError(f"undefined symbol: {name}")
 
     def _strerror(self, err):
@@ -201,21 +201,22 @@ class FakeCLib:
         self._live[int(ffi.cast("uintptr_t", ptr))] = keep
         return ptr
 
-    def _stat(self, request, c, *args):
-        res = self._c.request(c, request, *[_b(a) for a in args])
+    def _stat(self, request, c, ids, attrib, extend):
+        wanted = [a[0] for a in self._attrs(attrib)] if attrib != ffi.NULL else None
+        res = self._c.request(c, request, *[_b(i) for i in ids], wanted, None if extend == ffi.NULL else _b(extend))
         return ffi.NULL if res is None else self._build(res)
 
     def pbs_statserver(self, c, attrib, extend):
-        return self._stat("statserver", c)
+        return self._stat("statserver", c, (), attrib, extend)
 
     def pbs_statque(self, c, id, attrib, extend):
-        return self._stat("statque", c, id)
+        return self._stat("statque", c, (id,), attrib, extend)
 
     def pbs_statnode(self, c, id, attrib, extend):
-        return self._stat("statnode", c, id)
+        return self._stat("statnode", c, (id,), attrib, extend)
 
     def pbs_statjob(self, c, id, attrib, extend):
-        return self._stat("statjob", c, id)
+        return self._stat("statjob", c, (id,), attrib, extend)
 
     def pbs_statfree(self, bs):
         if bs == ffi.NULL:
@@ -231,7 +232,7 @@ class FakeCLib:
         out = []
         while p != ffi.NULL:
             out.append((_b(p.name), None if p.resource == ffi.NULL else _b(p.resource),
-                        "" if p.value == ffi.NULL else _b(p.value), p.op))
+                        None if p.value == ffi.NULL else _b(p.value), p.op))
             p = p.next
         return out
 
@@ -303,7 +304,8 @@ def _swig_module(server: FakeServer, name: str, linked: bool) -> types.ModuleTyp
         def call(c, *rest):
             *ids, attribs, extend = rest
             want(attribs)
-            res = conns.request(c, request, *ids)
+            wanted = [a[0] for a in attr_list(attribs)] or None
+            res = conns.request(c, request, *ids, wanted, extend)
             if res is None:
                 return None if linked else []
             return status(res)
@@ -316,7 +318,7 @@ def _swig_module(server: FakeServer, name: str, linked: bool) -> types.ModuleTyp
             while p is not None:
                 items.append(p)
                 p = p.next
-        return [(a.name, a.resource or None, a.value or "", a.op) for a in items]
+        return [(a.name, a.resource or None, a.value, a.op) for a in items]
 
     def rc(res):
         return -1 if res is None else 0

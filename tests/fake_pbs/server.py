@@ -271,36 +271,49 @@ class FakeServer:
                 break
         return result
 
-    def _do_statserver(self):
+    @staticmethod
+    def _only(records, wanted):
+        """What a server returns for an attribute list: only those attributes (an attribute
+        of resources, Resource_List, with all its resources)."""
+        if not wanted:
+            return records
+        names = set(wanted)
+        return [(n, {k: v for k, v in a.items() if k.partition(".")[0] in names}) for n, a in records]
+
+    def _do_statserver(self, wanted=None, extend=None):
         counts = {s: 0 for s in "QRSHEC"}
         for j in self.jobs.values():
             counts[j["job_state"]] = counts.get(j["job_state"], 0) + 1
         attrs = dict(self.server, total_jobs=str(len(self.jobs)),
                      state_count=" ".join(f"{k}:{v}" for k, v in counts.items()))
-        return [(self.name, attrs)]
+        return self._only([(self.name, attrs)], wanted)
 
-    def _do_statque(self, name):
+    def _do_statque(self, name, wanted=None, extend=None):
         if name:
             if name not in self.queues:
                 raise PbsErr("UNKQUE", f"Unknown queue {name}")
-            return [(name, self.queues[name])]
-        return list(self.queues.items())
+            return self._only([(name, self.queues[name])], wanted)
+        return self._only(list(self.queues.items()), wanted)
 
-    def _do_statnode(self, name):
+    def _do_statnode(self, name, wanted=None, extend=None):
         if name:
-            return [(name, self.node(name))]
-        return list(self.nodes.items())
+            return self._only([(name, self.node(name))], wanted)
+        return self._only(list(self.nodes.items()), wanted)
 
-    def _do_statvnode(self, name):
+    def _do_statvnode(self, name, wanted=None, extend=None):
         if self.kind != "openpbs":
             raise PbsErr("UNKREQ", "Unknown request")
-        return self._do_statnode(name)
+        return self._do_statnode(name, wanted)
 
-    def _do_statjob(self, name):
-        if name:
-            return [(name, self.job(name))]
+    def _do_statjob(self, name, wanted=None, extend=None):
         # OpenPBS lists finished (history) jobs only when asked with extend "x"
-        return [(jid, j) for jid, j in self.jobs.items() if not (self.kind == "openpbs" and j["job_state"] == "F")]
+        history = self.kind == "torque" or (extend or "").find("x") >= 0
+        if name:
+            j = self.job(name)
+            if j["job_state"] == "F" and not history:
+                raise PbsErr("UNKJOBID", f"Unknown Job Id {name}")   # OpenPBS: "Job has finished, use -x"
+            return self._only([(name, j)], wanted)
+        return self._only([(jid, j) for jid, j in self.jobs.items() if history or j["job_state"] != "F"], wanted)
 
     def _parse_location(self, loc: str) -> tuple[str, int]:
         """(node, cores) from Torque's node spec or OpenPBS's select-form exec_vnode."""
@@ -381,7 +394,7 @@ class FakeServer:
         for name, resource, value, _op in attrs:
             if name in self._READ_ONLY:
                 raise PbsErr("ATTRRO", f"Cannot set attribute, read only or insufficient permission  {name}")
-            j[f"{name}.{resource}" if resource else name] = value
+            j[f"{name}.{resource}" if resource else name] = value or ""
         j["mtime"] = str(int(self.clock()))
         return 0
 
