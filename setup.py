@@ -22,7 +22,10 @@ setup(
     # well-kept and the simulator is the main job, so they are plain requirements.
     install_requires=["attrs>=23.1", "cffi>=1.15", "matplotlib>=3.7", "tqdm>=4.60"],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6.80"],
+        # prometheus-client is in the test extra too: CI tests vmsched-pbs's metrics
+        "test": ["pytest>=7", "hypothesis>=6.80", "prometheus-client>=0.17"],
+        # vmsched-pbs --metrics-port
+        "metrics": ["prometheus-client>=0.17"],
         # pbs_python for vmsched-pbs's pbs_python backend (the cffi backend needs none):
         # the index carries binaries for Python 2.7/3.8/3.10 only; elsewhere build it from source.
         "pbs": ["pbs_python"],

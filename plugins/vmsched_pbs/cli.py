@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "loopback unless an address is given)")
     ap.add_argument("--okclients", default="", metavar="HOST[,HOST...]",
                     help="with --listen: hosts allowed to send commands besides loopback (the server's host)")
+    ap.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                    help="serve Prometheus metrics on this port (needs prometheus-client: vmsched[metrics])")
+    ap.add_argument("--metrics-address", default="127.0.0.1", help="where --metrics-port listens (default: loopback)")
     ap.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     ap.add_argument("--backend", default="auto", choices=["auto", "pbs_python", "cffi"],
                     help="how to reach the server: pbs_python's module, or the C library through cffi "
@@ -125,6 +128,17 @@ def main(argv=None, *, backend=None, driver=None, out=None, err=None, sleep=time
         except (ValueError, OSError) as e:
             return fail(EXIT_UNREACHABLE if isinstance(e, OSError) else EXIT_BAD_INPUT, [f"--listen: {e}"])
         log.info("listening for the server's commands on %s:%d", address, port.port)
+    metrics = None
+    if args.metrics_port is not None:
+        from vmsched_pbs.metrics import Metrics, MetricsUnavailable
+        try:
+            metrics = Metrics(policy)
+            log.info("metrics on http://%s:%d/metrics", args.metrics_address,
+                     metrics.serve(args.metrics_port, args.metrics_address))
+        except MetricsUnavailable as e:
+            return fail(EXIT_UNREACHABLE, [str(e)])
+        except OSError as e:
+            return fail(EXIT_UNREACHABLE, [f"--metrics-port {args.metrics_port}: {e.strerror}"])
     stop = []
     if not args.once:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -139,8 +153,12 @@ def main(argv=None, *, backend=None, driver=None, out=None, err=None, sleep=time
                              backend.origin)
                 report = adapter.cycle(dry_run=args.dry_run, force=args.once)
                 backoff = 1.0
+                if metrics is not None and not args.dry_run:
+                    metrics.observe(report, lambda job: adapter.scheduler.with_vo(job).vo)
             except IFLError as e:
                 backend.disconnect()
+                if metrics is not None:
+                    metrics.lost()
                 if args.once:
                     return fail(EXIT_UNREACHABLE, [f"server {args.server or 'default'}: {e}"])
                 log.error("server %s: %s; again in %.0f s", args.server or "default", e, backoff)
@@ -172,6 +190,8 @@ def main(argv=None, *, backend=None, driver=None, out=None, err=None, sleep=time
         backend.disconnect()
         if port is not None:
             port.close()
+        if metrics is not None:
+            metrics.close()
     return 0
 
 
