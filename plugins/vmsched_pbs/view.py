@@ -82,6 +82,7 @@ class NodeFacts:
     offline: bool
     published: DomainState | None     # the state vmsched last wrote on it
     note: str
+    busy: bool = False    # the server lists jobs on it (its ``jobs`` attribute)
 
 
 def _memory(name: str, a: Mapping[str, str], kind: str) -> int:
@@ -147,7 +148,7 @@ def node_facts(name: str, a: Mapping[str, str], kind: str, config: PbsConfig) ->
     if problems:
         raise ModelError(problems)
     return NodeFacts(name, tags["host"], tags["image"], tags.get("flavor"), cores, memory, frozenset(features),
-                     bool(words & _DOWN_WORDS), "offline" in words, published, note)
+                     bool(words & _DOWN_WORDS), "offline" in words, published, note, bool(a.get("jobs", "").strip()))
 
 
 _ACTIVE_POWER = {DomainState.FREE: Power.ACTIVE, DomainState.RUNNING: Power.ACTIVE,
@@ -274,7 +275,8 @@ class ServerReader:
         """The policy's hosts, and for each other host its domains' nodes as one
         ``pbsnodes``-like record for ``Host.from_pbs``: the most cores and memory a domain
         of it has (an active Magrathea domain gets the whole host), the properties all its
-        domains share, down when all its domains are."""
+        domains share, down when all its domains are. A host with a domain down that the
+        server still lists jobs on is down too, policy host or not."""
         per_host: dict[str, list[NodeFacts]] = {}
         for f in facts.values():
             per_host.setdefault(f.host, []).append(f)
@@ -282,8 +284,15 @@ class ServerReader:
         seen = self._host_facts
         self._host_facts = {}
         for host, fs in sorted(per_host.items()):
+            # a domain that is down with jobs on it may still hold the host (its VM running,
+            # its mom unreachable): nothing else starts there until it is back
+            held = any(f.down and f.busy for f in fs)
             if host in self._policy_hosts:
-                out[host] = self._policy_hosts[host]
+                h = self._policy_hosts[host]
+                if held:
+                    old = self._hosts.get(host)
+                    h = old if old is not None and not old.up else attrs.evolve(h, up=False)
+                out[host] = h
                 continue
             key = tuple(fs)                 # the very facts objects: unchanged nodes, unchanged host
             self._host_facts[host] = key
@@ -294,7 +303,7 @@ class ServerReader:
             record = {"np": str(max(f.cores for f in fs)),
                       "resources_available.mem": f"{max(f.memory_mb for f in fs)}mb",
                       "properties": ",".join(sorted(frozenset.intersection(*(f.features for f in fs)))),
-                      "state": "down" if all(f.down for f in fs) else "free"}
+                      "state": "down" if held or all(f.down for f in fs) else "free"}
             try:
                 h = Host.from_pbs(host, record, max_active=self.config.max_active)
             except ModelError as e:
