@@ -151,7 +151,14 @@ class Adapter:
         finally:
             # what runs or is frozen now, as far as the plan got: a job that leaves without an
             # end record is charged from this
-            self._running = {j.id: j for j in self.executor.state.jobs.values() if j.state in _IN_DOMAIN}
+            running = {j.id: j for j in self.executor.state.jobs.values() if j.state in _IN_DOMAIN}
+            # a job still listed but left out of the cluster this cycle (on a node vmsched
+            # cannot use now) is still running as far as anyone knows
+            for jid, job in self._running.items():
+                if jid not in running and jid in reading.comments \
+                        and jid not in self.executor.state.jobs:
+                    running[jid] = job
+            self._running = running
             self._running_file.save(self._running)
         timer.mark("apply")
         failures: list[str] = []

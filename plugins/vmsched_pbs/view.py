@@ -300,8 +300,11 @@ class ServerReader:
             if old is not None and seen.get(host) == key:
                 out[host] = old
                 continue
+            memory = max(f.memory_mb for f in fs)
+            if memory == 0 and all(f.down for f in fs):
+                memory = 1      # all its moms down since vmsched-pbs started: unknown, and unused
             record = {"np": str(max(f.cores for f in fs)),
-                      "resources_available.mem": f"{max(f.memory_mb for f in fs)}mb",
+                      "resources_available.mem": f"{memory}mb",
                       "properties": ",".join(sorted(frozenset.intersection(*(f.features for f in fs)))),
                       "state": "down" if held or all(f.down for f in fs) else "free"}
             try:
