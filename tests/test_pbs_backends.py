@@ -40,9 +40,12 @@ def sb(request):
     b.connect(None)
     yield s, b
     b.disconnect()
-    lib = getattr(b, "fake_lib", None)
+    lib = getattr(b, "fake_lib", None) or getattr(b, "fake_shim", None)
     if lib is not None:
         assert lib.live == 0, "a status list was not given back to pbs_statfree"
+    shim = getattr(b, "fake_shim", None)
+    if shim is not None:
+        assert not shim.errors, shim.errors
 
 
 # ----------------------------------------------------------------------------- the error table

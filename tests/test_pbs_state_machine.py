@@ -24,6 +24,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from vmsched.usage import UsageStore
 from vmsched_pbs.ifl import IFLError
 
+from .fake_pbs import BACKENDS
 from .pbs_site import check_server, new_adapter, site
 
 NO_DECAY = 1e15
@@ -140,17 +141,20 @@ def machine(kind, which):
 
 _FAST = settings(max_examples=12, stateful_step_count=30, deadline=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-_SLOW = settings(max_examples=200, stateful_step_count=60, deadline=None,
+_SLOW = settings(max_examples=100, stateful_step_count=50, deadline=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 TestTorqueCffi = machine("torque", "cffi").TestCase
 TestTorqueCffi.settings = _FAST
 TestOpenPbsPbsPython = machine("openpbs", "pbs_python").TestCase
 TestOpenPbsPbsPython.settings = _FAST
+if "cffi-shim" in BACKENDS:
+    TestOpenPbsShim = machine("openpbs", "cffi-shim").TestCase
+    TestOpenPbsShim.settings = _FAST
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind, which", [(k, b) for k in ("torque", "openpbs") for b in ("cffi", "pbs_python")])
+@pytest.mark.parametrize("kind, which", [(k, b) for k in ("torque", "openpbs") for b in BACKENDS])
 def test_long_random_runs(kind, which):
     from hypothesis.stateful import run_state_machine_as_test
     run_state_machine_as_test(machine(kind, which), settings=_SLOW)

@@ -17,7 +17,8 @@
 
 This is "exposing the fake through the same interface" (the issue's second way): the
 cffi backend's code runs unchanged, on real C structures, but the calls themselves are
-Python methods, so symbol lookup and the C calling convention are not exercised.
+Python methods, so symbol lookup and the C calling convention are not exercised; the C
+shim (:mod:`tests.fake_pbs.shim`, the issue's first way) exercises those.
 """
 
 from __future__ import annotations
