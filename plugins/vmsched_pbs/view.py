@@ -241,7 +241,7 @@ class ServerReader:
                 skipped_nodes[name] = f.first()
             elif f is not None:
                 facts[name] = f
-        hosts = self._read_hosts(facts, nodes, skipped_nodes)
+        hosts = self._read_hosts(facts, skipped_nodes)
         facts = {n: f for n, f in facts.items() if f.host in hosts}
         parsed: list[Job] = []
         skipped: dict[str, str] = {}
@@ -270,8 +270,7 @@ class ServerReader:
         snapshot = Snapshot(now, tuple(hosts.values()), tuple(domains), tuple(parsed))
         return Reading(snapshot, facts, comments, skipped, skipped_nodes, ended, power)
 
-    def _read_hosts(self, facts: Mapping[str, NodeFacts], raw: Mapping[str, dict],
-                    skipped_nodes: dict[str, str]) -> dict[str, Host]:
+    def _read_hosts(self, facts: Mapping[str, NodeFacts], skipped_nodes: dict[str, str]) -> dict[str, Host]:
         """The policy's hosts, and for each other host its domains' nodes as one
         ``pbsnodes``-like record for ``Host.from_pbs``: the most cores and memory a domain
         of it has (an active Magrathea domain gets the whole host), the properties all its
@@ -336,9 +335,9 @@ class ServerReader:
                 out[name] = Power.OFF
             elif name in known:
                 out[name] = known[name]
-            elif f.published is not None and not f.published.active and f.published is not DomainState.DOWN:
-                out[name] = _ACTIVE_POWER[f.published]
-            elif f.offline and not (f.published is not None and not f.published.active):
+            elif f.published is not None and not f.published.active:
+                out[name] = _ACTIVE_POWER[f.published]     # paused (offline) by vmsched itself
+            elif f.offline:
                 out[name] = Power.OFF           # an admin's offline: not vmsched's to undo
             else:
                 admit.setdefault(f.host, []).append(name)
@@ -373,6 +372,7 @@ class ServerReader:
             p = power[name]
             if f.down or (f.offline and p is Power.ACTIVE and f.published is not None
                           and f.published.active):
+                # down, or set offline by an admin while vmsched had it active
                 state = DomainState.DOWN
             elif p is Power.ACTIVE:
                 state = DomainState.RUNNING if name in running else DomainState.FREE
