@@ -361,3 +361,26 @@ def test_the_attributes_asked_of_the_server_cover_what_the_job_parser_reads(kind
     Job.from_pbs(jid, a)
     missing = {k.partition(".")[0] for k in a.asked} - set(JOB_ATTRIBUTES)
     assert not missing, f"add to vmsched_pbs.view.JOB_ATTRIBUTES: {sorted(missing)}"
+
+
+def test_torque_tags_without_an_equals_sign():
+    """Found on a real Torque 6.1.3: `qmgr -c "set node n properties += host=wn1"` is taken,
+    written to server_priv/nodes as is, and on the next pbs_server start that line fails
+    ("could not create node, error = 15002"): the node is gone with its jobs. So a Torque
+    site tags its domains vmhost_wn1 / vmimage_slc, and the tags are not job features."""
+    from vmsched_pbs.config import PbsConfig
+    from vmsched_pbs.view import node_facts
+    a = {"np": "4", "properties": "vmhost_wn1,vmimage_slc,vmflavor_big,infiniband", "state": "free",
+         "status": "physmem=8388608kb"}
+    f = node_facts("wn1-slc-1", a, "torque", PbsConfig())
+    assert (f.host, f.image, f.flavor, f.features) == ("wn1", "slc", "big", frozenset({"infiniband"}))
+    assert node_facts("n1", {"np": "4", "properties": "vmhost_,infiniband", "state": "free"}, "torque",
+                      PbsConfig()) is None       # an empty tag names nothing
+
+
+def test_torque_refuses_openpbs_job_attributes_and_the_adapter_asks_for_none():
+    """A real Torque 6.1.3 answers a pbs_statjob naming exec_vnode or obittime with NOATTR
+    and no jobs; the fake does the same, and vmsched-pbs asks each kind for its own names."""
+    from vmsched_pbs.view import JOB_ATTRIBUTES, job_attributes
+    assert not {"exec_vnode", "obittime"} & set(job_attributes("torque"))
+    assert job_attributes("openpbs") == JOB_ATTRIBUTES

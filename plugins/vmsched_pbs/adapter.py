@@ -37,7 +37,7 @@ from vmsched_pbs.config import PbsConfig
 from vmsched_pbs.driver import ExternalDriver, VMDriver
 from vmsched_pbs.ifl import IFLBackend, IFLError, Op
 from vmsched_pbs.running import RunningFile
-from vmsched_pbs.view import ENDED_STATES, JOB_ATTRIBUTES, Reading, ServerReader, note_attribute, note_text
+from vmsched_pbs.view import ENDED_STATES, Reading, ServerReader, job_attributes, note_attribute, note_text
 
 __all__ = ["Adapter", "CycleReport", "comment_for"]
 
@@ -135,7 +135,7 @@ class Adapter:
         if not force and not dry_run and scheduling.strip().lower() in ("false", "0"):
             return CycleReport(now, None, None, skipped="the server's scheduling attribute is False")
         nodes = self.backend.stat_nodes()
-        jobs = self.backend.stat_jobs(JOB_ATTRIBUTES)
+        jobs = self.backend.stat_jobs(job_attributes(self.backend.kind))
         timer.mark("stat")
         reading = self.reader.read(nodes, jobs, self.driver, now)
         charged = 0 if dry_run else self._account(reading, now)
@@ -201,7 +201,7 @@ class Adapter:
                 continue
             # gone from the list: OpenPBS with job history still has it (extend "x"), with
             # its final usage; else it is charged up to when it was found gone
-            a = self.backend.stat_job(jid, JOB_ATTRIBUTES, history=True) if self.backend.kind == "openpbs" else None
+            a = self.backend.stat_job(jid, job_attributes(self.backend.kind), history=True) if self.backend.kind == "openpbs" else None
             if a is not None and a.get("job_state") in ENDED_STATES:
                 self._charged.add(jid)
                 usage = _usage(a)

@@ -1,8 +1,9 @@
 """The server's view as vmsched's model: nodes are domains, jobs are jobs, hosts are found.
 
 Magrathea's convention: every VM domain is a PBS node. Which host (hypervisor) and image a
-domain belongs to is written on its node: Torque node properties ``host=wn12``,
-``image=slc5`` (and optionally ``flavor=large``), OpenPBS custom string resources
+domain belongs to is written on its node: Torque node properties ``vmhost_wn12``,
+``vmimage_slc5`` (and optionally ``vmflavor_large``; ``host=wn12`` is read too, but Torque
+cannot read such a property back from its nodes file after a restart), OpenPBS custom string resources
 ``resources_available.vmhost``, ``vmimage`` and ``vmflavor``; a site that names its nodes
 by a rule gives it instead as ``[pbs] domain_name``. Hosts come from the policy's
 ``[[hosts]]`` where it lists them, else from their domains' nodes through
@@ -34,7 +35,7 @@ from vmsched_pbs.config import PbsConfig
 from vmsched_pbs.driver import ExternalDriver, Power, VMDriver
 
 __all__ = ["NodeFacts", "Reading", "ServerReader", "node_facts", "note_attribute", "note_text", "NOTE_PREFIX",
-           "SCHEDULED_STATES", "ENDED_STATES", "JOB_ATTRIBUTES"]
+           "SCHEDULED_STATES", "ENDED_STATES", "JOB_ATTRIBUTES", "job_attributes"]
 
 NOTE_PREFIX = "vmsched: "
 #: the job attributes vmsched-pbs asks the server for: what ``Job.from_pbs`` reads (a test
@@ -44,6 +45,14 @@ NOTE_PREFIX = "vmsched: "
 JOB_ATTRIBUTES = ("Job_Owner", "euser", "egroup", "queue", "job_state", "Resource_List", "qtime", "ctime",
                   "start_time", "interactive", "exec_host", "exec_vnode", "comment", "resources_used",
                   "comp_time", "obittime", "Rerunable")
+#: OpenPBS's names Torque does not know: a real Torque 6.1.3 answers a pbs_statjob that asks
+#: for one of them with NOATTR (15002) and no jobs at all
+_OPENPBS_ONLY = frozenset({"exec_vnode", "obittime"})
+
+
+def job_attributes(kind: str) -> tuple[str, ...]:
+    """The job attributes to ask this kind of server for."""
+    return JOB_ATTRIBUTES if kind == "openpbs" else tuple(a for a in JOB_ATTRIBUTES if a not in _OPENPBS_ONLY)
 _NOTE_RE = re.compile(r"^vmsched: ([a-z_]+)")
 #: job states the Scheduler is given; the others are over (E, C, F) or passing through (T, M)
 SCHEDULED_STATES = frozenset("QRSHW")
@@ -52,8 +61,11 @@ ENDED_STATES = frozenset("ECF")
 #: usage, the comment vmsched itself writes): a change in them alone is no reason to parse
 _VOLATILE = frozenset({"comment", "mtime", "session_id", "Walltime.Remaining", "etime"})
 _DOWN_WORDS = frozenset({"down", "state-unknown", "unknown", "stale", "unresolvable"})
-# the tags a node carries for its domain: Torque properties key=value, OpenPBS resources
+# the tags a node carries for its domain: Torque properties vmhost_wn12 (or key=value, which
+# Torque takes from qmgr but cannot read back from its nodes file after a restart: the node
+# is lost with its jobs), OpenPBS resources
 _PROPERTY_KEYS = {"host": "host", "image": "image", "flavor": "flavor"}
+_PROPERTY_PREFIXES = (("vmhost_", "host"), ("vmimage_", "image"), ("vmflavor_", "flavor"))
 _RESOURCE_KEYS = {"host": "resources_available.vmhost", "image": "resources_available.vmimage",
                   "flavor": "resources_available.vmflavor"}
 
@@ -107,6 +119,11 @@ def node_facts(name: str, a: Mapping[str, str], kind: str, config: PbsConfig) ->
         key, eq, value = prop.partition("=")
         if eq and key in _PROPERTY_KEYS and value:
             tags[key] = value
+            continue
+        for prefix, tag in _PROPERTY_PREFIXES:
+            if prop.startswith(prefix) and len(prop) > len(prefix):
+                tags[tag] = prop[len(prefix):]
+                break
         else:
             features.add(prop)
     for key, attr in _RESOURCE_KEYS.items():

@@ -34,6 +34,11 @@ def _kb(mb: int) -> str:
     return f"{mb * 1024}kb"
 
 
+#: job attributes of OpenPBS that Torque 6.1.3 does not define (checked against a real
+#: pbs_server: pbs_statjob asking for either returns NULL with pbs_errno 15002)
+OPENPBS_ONLY_JOB_ATTRIBUTES = frozenset({"exec_vnode", "obittime"})
+
+
 class FakeServer:
     """One PBS server. ``kind`` is "torque" or "openpbs"; ``clock`` gives its time."""
 
@@ -306,6 +311,9 @@ class FakeServer:
         return self._do_statnode(name, wanted)
 
     def _do_statjob(self, name, wanted=None, extend=None):
+        if self.kind == "torque" and wanted and set(wanted) & OPENPBS_ONLY_JOB_ATTRIBUTES:
+            # seen on a real Torque 6.1.3: one unknown name in the list and the whole stat fails
+            raise PbsErr("NOATTR", "Undefined attribute")
         # OpenPBS lists finished (history) jobs only when asked with extend "x"
         history = self.kind == "torque" or (extend or "").find("x") >= 0
         if name:
