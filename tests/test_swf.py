@@ -31,8 +31,9 @@ def test_standard_header_padded_keys_repeats_notes_and_continuations():
     assert h["Version"] == "2.2"  # ";         Version: 2.2"
     assert h["Installation"] == "vmsched tests"
     assert h["StartTime"] == "Mon Jan  1 00:00:00 UTC 2024"  # no space after ';'
-    assert h["MaxProcs"] == "128"  # last value wins
-    assert h["Queue"] == "2 long"
+    # issue 17: a repeated key keeps every value, in order (not only the last)
+    assert h["MaxProcs"] == ("64", "128")
+    assert h["Queue"] == ("1 short", "2 long")
     assert h["Information"] == "https://example.invalid/first\nhttps://example.invalid/second"
     assert h["Note"] == ("first note", "second note\ncontinues here")
     assert "Acknowledge" in h and "http" not in h

@@ -60,7 +60,8 @@ def credit_for(trace_name: str, header: dict | None = None) -> str:
             return text
     ack = (header or {}).get("Acknowledge")
     if ack:
-        return "Trace acknowledgement (from its header): " + " ".join(str(ack).split())
+        acks = ack if isinstance(ack, tuple) else (ack,)   # a repeated header key keeps every value
+        return "Trace acknowledgement (from its header): " + "; ".join(" ".join(str(a).split()) for a in acks)
     return "Trace: " + trace_name + " (no acknowledgement in its header; credit its source)."
 
 

@@ -336,11 +336,13 @@ def _header_dict(value: Any) -> dict[str, Any]:
 class Trace:
     """A whole trace in memory.
 
-    ``header`` maps each ``; Key: value`` key to its last value, except ``Note``, which
-    maps to a tuple of every note because PWA logs put several and all of them matter
-    (the cleaning filters are in the second).  Indented comment lines without a key
-    continue the previous value on a new line.  ``skipped``/``problems`` are non-empty
-    only with ``skip_bad=True`` and say how far the reader had to look away.
+    ``header`` maps each ``; Key: value`` key to its value. A key given more than once maps
+    to a tuple of every value in order, because PWA logs list one queue or partition a line
+    (``Queue``, ``Partition``) and keeping only the last would misreport the machine;
+    ``Note`` is always such a tuple, since all notes matter (the cleaning filters are in
+    the second).  Indented comment lines without a key continue the previous value on a
+    new line.  ``skipped``/``problems`` are non-empty only with ``skip_bad=True`` and say
+    how far the reader had to look away.
     """
 
     name: str = attrs.field(validator=attrs.validators.instance_of(str))
@@ -620,8 +622,10 @@ class TraceReader:
         header = self.header
         if m:
             key, value = m.group(1), m.group(2) or ""
-            if key == "Note":
-                header["Note"] = header.get("Note", ()) + (value,)
+            if key == "Note" or key in header:
+                # A repeated key keeps every value (PWA logs list one Queue or Partition a line)
+                old = header.get(key, ())
+                header[key] = (old if isinstance(old, tuple) else (old,)) + (value,)
             else:
                 header[key] = value
             self._last_key = key
@@ -631,9 +635,9 @@ class TraceReader:
         if not rest:
             self._last_key = None  # a bare ';' ends a multi-line value
         elif last is not None:
-            if last == "Note":
-                notes = header["Note"]
-                header["Note"] = notes[:-1] + (f"{notes[-1]}\n{rest}".lstrip("\n"),)
+            if isinstance(header[last], tuple):
+                values = header[last]
+                header[last] = values[:-1] + (f"{values[-1]}\n{rest}".lstrip("\n"),)
             else:
                 header[last] = f"{header[last]}\n{rest}".lstrip("\n")
 
