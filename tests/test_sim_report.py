@@ -58,3 +58,17 @@ def test_a_real_pwa_header_keeps_both_partitions():
         next(reader)
         assert reader.header["Partition"] == ("1  DEFAULT", "2  ALL")
         assert reader.header["Queue"] == "1  [fque:1]"
+
+
+def test_compare_never_cuts_a_column_header(files, capsys):
+    long_name = "a-site-whose-policy-has-a-long-name"
+    (files / "long.toml").write_text(POLICY.replace('name = "cli-tiny"', f'name = "{long_name}"'))
+    rc = main(["compare", str(files / "long.toml"), "--trace", str(files / "t.swf"), "--out", str(files / "c"),
+               "--no-plots", "--no-progress"])
+    assert rc == 0
+    lines = capsys.readouterr().out.splitlines()
+    head = lines[1].split()
+    assert head == [long_name, f"{long_name}", "(static", "split)"]
+    # every figure stays right-aligned under its header
+    assert len({len(line) for line in lines[1:] if line.startswith("  ") and line.strip()
+                and not line.strip().startswith(("Trace", "report"))}) == 1

@@ -301,34 +301,35 @@ def format_summary(s: dict[str, Any]) -> str:
 
 
 def format_compare(a: dict[str, Any], b: dict[str, Any]) -> str:
-    def row(label, fa, fb):
-        return f"  {label:<34} {fa:>24} {fb:>24}"
-
-    L = [f"vmsched compare on {a['trace']['name']} ({a['hosts']['cores']} cores)",
-         row("", a["policy"]["site"][:24], b["policy"]["site"][:24]),
-         row("utilisation (makespan)", _pct(a["utilisation"]["value"]), _pct(b["utilisation"]["value"])),
-         row("utilisation (while jobs arrive)", _pct(a["utilisation"]["during_arrivals"]),
+    rows = [("", a["policy"]["site"], b["policy"]["site"]),
+            ("utilisation (makespan)", _pct(a["utilisation"]["value"]), _pct(b["utilisation"]["value"])),
+            ("utilisation (while jobs arrive)", _pct(a["utilisation"]["during_arrivals"]),
              _pct(b["utilisation"]["during_arrivals"])),
-         row("mean wait", _fmt_s(a["wait_s"]["all"]["mean"]), _fmt_s(b["wait_s"]["all"]["mean"])),
-         row("median wait", _fmt_s(a["wait_s"]["all"]["median"]), _fmt_s(b["wait_s"]["all"]["median"])),
-         row("p95 wait", _fmt_s(a["wait_s"]["all"]["p95"]), _fmt_s(b["wait_s"]["all"]["p95"])),
-         row("bounded slowdown (mean)", f"{a['bounded_slowdown']['mean'] or 0:.2f}",
+            ("mean wait", _fmt_s(a["wait_s"]["all"]["mean"]), _fmt_s(b["wait_s"]["all"]["mean"])),
+            ("median wait", _fmt_s(a["wait_s"]["all"]["median"]), _fmt_s(b["wait_s"]["all"]["median"])),
+            ("p95 wait", _fmt_s(a["wait_s"]["all"]["p95"]), _fmt_s(b["wait_s"]["all"]["p95"])),
+            ("bounded slowdown (mean)", f"{a['bounded_slowdown']['mean'] or 0:.2f}",
              f"{b['bounded_slowdown']['mean'] or 0:.2f}"),
-         row("makespan", _fmt_s(a["simulation"]["makespan_s"]), _fmt_s(b["simulation"]["makespan_s"])),
-         row("jobs ended / never ran", f"{a['jobs']['ended']} / {a['jobs']['never_ran']}",
+            ("makespan", _fmt_s(a["simulation"]["makespan_s"]), _fmt_s(b["simulation"]["makespan_s"])),
+            ("jobs ended / never ran", f"{a['jobs']['ended']} / {a['jobs']['never_ran']}",
              f"{b['jobs']['ended']} / {b['jobs']['never_ran']}"),
-         row("preemptions", str(a["preemptions"]["events"]), str(b["preemptions"]["events"])),
-         row("boots", str(a["boots"]["boots"]), str(b["boots"]["boots"])),
-         row("interactive latency (max)", _fmt_s(a["interactive"]["latency_s"]["max"]),
+            ("preemptions", str(a["preemptions"]["events"]), str(b["preemptions"]["events"])),
+            ("boots", str(a["boots"]["boots"]), str(b["boots"]["boots"])),
+            ("interactive latency (max)", _fmt_s(a["interactive"]["latency_s"]["max"]),
              _fmt_s(b["interactive"]["latency_s"]["max"]))]
     for vo in sorted(set(a["share"]["per_vo"]) | set(b["share"]["per_vo"])):
         va, vb = a["share"]["per_vo"].get(vo, {}), b["share"]["per_vo"].get(vo, {})
-        L.append(row(f"share {vo} (target {_pct(va.get('target'))})", _pct(va.get("achieved")),
+        rows.append((f"share {vo} (target {_pct(va.get('target'))})", _pct(va.get("achieved")),
                      _pct(vb.get("achieved"))))
-        L.append(row("  under saturation", _pct(va.get("achieved_saturated")), _pct(vb.get("achieved_saturated"))))
-        L.append(row("  contended", _pct(va.get("achieved_contended")), _pct(vb.get("achieved_contended"))))
+        rows.append(("  under saturation", _pct(va.get("achieved_saturated")), _pct(vb.get("achieved_saturated"))))
+        rows.append(("  contended", _pct(va.get("achieved_contended")), _pct(vb.get("achieved_contended"))))
         wa, wb = a["wait_s"]["by_vo"].get(vo, {}), b["wait_s"]["by_vo"].get(vo, {})
-        L.append(row(f"mean wait {vo}", _fmt_s(wa.get("mean")), _fmt_s(wb.get("mean"))))
+        rows.append((f"mean wait {vo}", _fmt_s(wa.get("mean")), _fmt_s(wb.get("mean"))))
+    # Every column as wide as its widest cell: a site name cut short ("(stati") hides
+    # which run is which.
+    w0, w1, w2 = (max([n] + [len(r[i]) for r in rows]) for i, n in ((0, 34), (1, 24), (2, 24)))
+    L = [f"vmsched compare on {a['trace']['name']} ({a['hosts']['cores']} cores)"]
+    L += [f"  {label:<{w0}} {fa:>{w1}} {fb:>{w2}}" for label, fa, fb in rows]
     L.append("")
     L.append("  " + a["credit"])
     return "\n".join(L)
