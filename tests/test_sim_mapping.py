@@ -148,7 +148,9 @@ def test_walltime_stand_ins(choice, run, requested, want, killed):
     assert j.job.walltime_s == want and j.killed is killed
     assert j.work == min(run, want)
     if choice == "requested" and requested is None:
-        assert m.counts["walltime: requested time unknown (-1), queue limit used"] == 1
+        assert m.counts["walltime: requested time unknown (-1), the queue's limit (resources_max.walltime)"] == 1
+    # exactly one walltime stand-in is counted for the job (issue 17: counts, not "all")
+    assert sum(n for what, n in m.counts.items() if what.startswith("walltime:")) == 1
 
 
 def test_rule_walltime_and_default_walltime():
@@ -156,7 +158,8 @@ def test_rule_walltime_and_default_walltime():
                '[[trace.map]]\nqueue = 6\nexec_queue = "long"\n')
     assert m.map(tj(queue=5)).job.walltime_s == 86400
     assert m.map(tj(job_id=2, queue=6)).job.walltime_s == 3 * 3600
-    assert m.counts["walltime: no rule or queue limit, default_walltime 10800 s used"] == 1
+    assert m.counts["walltime: the map rule's walltime"] == 1
+    assert m.counts["walltime: no rule or queue limit, default_walltime 10800 s"] == 1
 
 
 def test_memory_stand_ins():
@@ -164,7 +167,8 @@ def test_memory_stand_ins():
     m = mapper('[trace]\nmemory = "used"\n')
     assert m.map(tj(allocated_procs=2, used_mem=2048)).job.memory_mb == 4
     assert m.map(tj(job_id=2, used_mem=None)).job.memory_mb == 1740
-    assert m.counts["memory: used memory unknown, memory_per_core used"] == 1
+    assert m.counts["memory: used memory unknown, 1740 MB per core"] == 1
+    assert m.counts["memory: the trace's used memory (field 7) as the request"] == 1
 
 
 def test_oversize_jobs_are_capped_and_counted_or_refused():

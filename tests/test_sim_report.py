@@ -72,3 +72,37 @@ def test_compare_never_cuts_a_column_header(files, capsys):
     # every figure stays right-aligned under its header
     assert len({len(line) for line in lines[1:] if line.startswith("  ") and line.strip()
                 and not line.strip().startswith(("Trace", "report"))}) == 1
+
+
+def test_an_assumption_that_touched_no_job_is_not_listed(files, capsys):
+    """The issue's site: "queue: jobs no map rule gives an exec_queue go to 'short'" listed
+    against all jobs when a map rule gave every job its queue. Each stand-in is counted job
+    by job, and one that touched no job is left out."""
+    every = POLICY + '[[trace.map]]\nqueue = 1\nexec_queue = "normal"\n'
+    (files / "every.toml").write_text(every.replace('default_vo = "a"', 'default_vo = "a"\ndefault_queue = "normal"'))
+    s = simulate(files, policy="every.toml")
+    text = capsys.readouterr().out
+    assert "queue:" not in text and not any("queue" in a["what"] for a in s["assumptions"])
+    assert all(a["jobs"] > 0 for a in s["assumptions"])
+    assert "all " not in text.split("assumptions")[1]           # no line claims every job unless counted
+    # users 0-4 get the queue by rule; the 16 jobs of users 5-8 take the default
+    some = POLICY + '[[trace.map]]\nuser = "0-4"\nexec_queue = "normal"\n'
+    (files / "some.toml").write_text(some.replace('default_vo = "a"', 'default_vo = "a"\ndefault_queue = "normal"'))
+    s = simulate(files, policy="some.toml")
+    assert "    16  queue: no map rule gave exec_queue, [trace] default_queue 'normal' used" in capsys.readouterr().out
+    assert {"what": "walltime: the job's real run time (oracle estimate)", "jobs": 40} in s["assumptions"]
+
+
+def test_resume_time_is_shown_only_when_a_job_waited_for_a_resumed_domain(files, capsys):
+    """With only VO a's jobs, no host ever switches to b's domain: nothing is resumed and the
+    resume time did not apply, so the report does not name it. With both VOs, hosts switch
+    (a domain resumed) and it does."""
+    (files / "a-only.swf").write_text("\n".join(
+        f"{i} {i * 30} 0 600 1 -1 -1 -1 -1 -1 1 1 1 -1 1 1 -1 -1" for i in range(1, 11)) + "\n")
+    (files / "r.toml").write_text(POLICY.replace("[lifecycle]", '[preemption]\nresume_time = "7s"\n[lifecycle]'))
+    s = simulate(files, policy="r.toml", trace="a-only.swf")
+    assert "resume time" not in capsys.readouterr().out
+    assert s["interactive"]["resume_s"] is None and s["interactive"]["resumed_starts"] == 0
+    s = simulate(files, policy="r.toml")
+    assert s["interactive"]["resumed_starts"] > 0 and s["interactive"]["resume_s"] == 7
+    assert "(resume time 7s)" in capsys.readouterr().out

@@ -152,6 +152,7 @@ class Simulation(ClusterState):
         self.violations: list[str] = []
         self.violation_count = 0
         self.domain_suspensions = 0
+        self.resumed_starts = 0        # starts and thaws that waited for a resumed domain
         self.killed_at_walltime = 0
         self.stalled = False
         self.time_went_back = 0
@@ -596,7 +597,7 @@ class Simulation(ClusterState):
         d.jobs.add(job_id)
         self.busy_cores += sj.job.cores
         self.busy_by_vo[sj.job.vo] += sj.job.cores
-        self._start(sj, d, self.resume_s if domain in self._resumed else 0.0)
+        self._start(sj, d, self._resume_delay(domain))
         self._touched.add(domain)
         self._last_activity = now
 
@@ -607,7 +608,15 @@ class Simulation(ClusterState):
 
     def thaw_job(self, job_id: str) -> None:
         sj = self.jobs[job_id]
-        self._thaw(sj, self.resume_s if sj.domain in self._resumed else 0.0)
+        self._thaw(sj, self._resume_delay(sj.domain))
+
+    def _resume_delay(self, domain: str) -> float:
+        """A job (re)starting in a domain this plan resumed waits the resume time (counted,
+        so that the report names the resume time only when it applied)."""
+        if domain in self._resumed:
+            self.resumed_starts += 1
+            return self.resume_s
+        return 0.0
 
     def requeue_job(self, job_id: str) -> None:
         """Back to the queue; the work done so far is lost."""
@@ -812,26 +821,11 @@ class Replay:
 
 
 def mapping_choices(policy: Policy) -> list[str]:
-    """The configured stand-ins, which apply to every job (the per-job ones are counted)."""
-    from vmsched.sim.mapping import DEFAULT_MAPPING
-    m = policy.trace or DEFAULT_MAPPING
-    out = []
+    """What holds for the whole replay rather than for some jobs (those are counted by the
+    Mapper, job by job, so that the report lists only assumptions that touched a job)."""
     if policy.trace is None:
-        out.append("the policy has no [trace] section: default mapping (every job in VO 'local')")
-    out.append({"queue-limit": "walltime: the queue's limit (map rule walltime, else resources_max.walltime, "
-                               f"else {m.default_walltime_s:.0f} s)",
-                "oracle": "walltime: the job's real run time (oracle estimate)",
-                "requested": "walltime: the trace's requested time (queue limit where unknown)"}[m.walltime])
-    out.append({"per-core": f"memory: {m.memory_mb_per_core} MB per core",
-                "used": "memory: the trace's used memory (field 7) as the request",
-                "requested": "memory: the trace's requested memory (field 10)"}[m.memory])
-    out.append("a job runs in one domain; " + ("jobs larger than the largest domain are capped to it"
-                                               if m.oversize == "cap" else "jobs larger than the largest domain "
-                                               "are refused"))
-    if m.default_queue:
-        out.append(f"queue: jobs no map rule gives an exec_queue go to {m.default_queue!r}")
-    out.append("arrivals: the trace's submit times, shifted to start at 0; run time: the trace's")
-    return out
+        return ["the policy has no [trace] section: the default mapping (its stand-ins are counted below)"]
+    return []
 
 
 def prepare(policy: Policy, trace_path, *, hosts: str | None = None, skip_bad: bool = False,

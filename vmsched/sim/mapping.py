@@ -182,8 +182,9 @@ class Mapper:
             return Unrunnable(tj.job_id, jid, vo, klass_pre or pol.preemption.default_class,
                               "no execution queue: no map rule gives exec_queue and the policy has no queues",
                               "mapping")
-        if t.get("exec_queue") is None and m.default_queue is None:
-            self.note(f"queue: no map rule gave exec_queue, the policy's default queue {queue!r} used")
+        if t.get("exec_queue") is None:
+            whose = "[trace] default_queue" if m.default_queue else "the policy's default queue"
+            self.note(f"queue: no map rule gave exec_queue, {whose} {queue!r} used")
         image = t.get("image") or m.default_image
 
         # -- cores
@@ -241,6 +242,7 @@ class Mapper:
                 self.note("memory capped to the largest domain")
                 memory = big_m
         # -- walltime
+        self.note("arrival: the trace's submit time, shifted to start at 0; run time: the trace's")
         run = float(tj.run)
         wall = self._walltime(tj, t, queue, run)
         work = min(run, wall)
@@ -265,32 +267,41 @@ class Mapper:
         per_core = cores * m.memory_mb_per_core
         if m.memory == "used":
             if tj.used_mem is not None and tj.used_mem > 0:
+                self.note("memory: the trace's used memory (field 7) as the request")
                 return _ceil_mb(tj.used_mem * cores)
-            self.note("memory: used memory unknown, memory_per_core used")
+            self.note(f"memory: used memory unknown, {m.memory_mb_per_core} MB per core")
             return per_core
         if m.memory == "requested":
             if tj.requested_mem is not None and tj.requested_mem > 0:
+                self.note("memory: the trace's requested memory (field 10)")
                 if tj.extended:
                     return max(1, int(math.ceil(tj.requested_mem / 1048576.0)))
                 return _ceil_mb(tj.requested_mem * cores)
-            self.note("memory: requested memory unknown, memory_per_core used")
+            self.note(f"memory: requested memory unknown, {m.memory_mb_per_core} MB per core")
             return per_core
+        self.note(f"memory: {m.memory_mb_per_core} MB per core")
         return per_core
 
     def _walltime(self, tj: TraceJob, t: dict, queue: str, run: float) -> float:
+        """The stand-in walltime; notes exactly one walltime assumption for the job."""
         m = self.m
         if m.walltime == "oracle":
+            self.note("walltime: the job's real run time (oracle estimate)")
             return max(1.0, run)
+        why = "walltime: "
         if m.walltime == "requested":
             if tj.requested_time:
+                self.note("walltime: the trace's requested time")
                 return float(tj.requested_time)
-            self.note("walltime: requested time unknown (-1), queue limit used")
+            why = "walltime: requested time unknown (-1), "
         if t.get("walltime_s") is not None:
+            self.note(why + "the map rule's walltime")
             return float(t["walltime_s"])
         q = self.policy.queues.get(queue)
         if q is not None and q.kind is QueueKind.EXECUTION and q.resources_max.walltime_s:
+            self.note(why + "the queue's limit (resources_max.walltime)")
             return float(q.resources_max.walltime_s)
-        self.note(f"walltime: no rule or queue limit, default_walltime {m.default_walltime_s:.0f} s used")
+        self.note(why + f"no rule or queue limit, default_walltime {m.default_walltime_s:.0f} s")
         return float(m.default_walltime_s)
 
     def assumptions(self) -> list[Assumption]:

@@ -185,10 +185,13 @@ def summarize(sim, *, policy_path: str, trace_info: dict, hosts_desc: str, assum
         "boots": {"boots": sim.actions.get("boot", 0), "shutdowns": sim.actions.get("shutdown", 0),
                   "domain_resumes": sim.actions.get("resume-domain", 0),
                   "domain_suspends": sim.actions.get("suspend-domain", 0)},
-        "interactive": {"resume_s": pol.preemption.resume_s, "latency_s": _stats(inter),
+        # the resume time and what it bounds, only if a job waited for a resumed domain
+        "interactive": {"resume_s": pol.preemption.resume_s if sim.resumed_starts else None,
+                        "resumed_starts": sim.resumed_starts, "latency_s": _stats(inter),
                         "under_full_load": {"load_at_least": FULL_LOAD, "latency_s": _stats(inter_full)},
-                        "within_resume_time": sum(1 for w in inter if w <= pol.preemption.resume_s + 1e-6)},
-        "assumptions": [{"what": k, "jobs": v} for k, v in assumptions],
+                        "within_resume_time": sum(1 for w in inter if w <= pol.preemption.resume_s + 1e-6)
+                        if sim.resumed_starts else None},
+        "assumptions": [{"what": k, "jobs": v} for k, v in assumptions if v],
         "mapping": mapping_choices,
         "series": {"bin_s": sim.bin_s, "start_s": t0,
                    "busy_cores": [b / sim.bin_s for b in sim.bins_busy],
@@ -252,9 +255,11 @@ def format_summary(s: dict[str, Any]) -> str:
              f"resumes")
     it = s["interactive"]
     lat, full = it["latency_s"], it["under_full_load"]["latency_s"]
-    L.append(f"  interactive start      {lat['n']} jobs: median {_fmt_s(lat['median'])}, p95 {_fmt_s(lat['p95'])}, "
-             f"max {_fmt_s(lat['max'])}; under full load ({full['n']} jobs) max {_fmt_s(full['max'])} "
-             f"(resume time {_fmt_s(it['resume_s'])})")
+    # the resume time only where a job waited for a resumed domain: with none, it did not apply
+    resume = f" (resume time {_fmt_s(it['resume_s'])})" if it.get("resume_s") is not None else ""
+    L.append("  interactive start      " + ("no interactive jobs" if not lat["n"] else
+             f"{lat['n']} jobs: median {_fmt_s(lat['median'])}, p95 {_fmt_s(lat['p95'])}, "
+             f"max {_fmt_s(lat['max'])}; under full load ({full['n']} jobs) max {_fmt_s(full['max'])}") + resume)
     L.append("")
     sh = s["share"]
     L.append(f"  {'VO':<10} {'target':>7} {'achieved':>9} {'saturated':>10} {'error':>7} {'contended':>10} "
@@ -289,9 +294,10 @@ def format_summary(s: dict[str, Any]) -> str:
     L.append("")
     L.append("  assumptions (what stands in for what the trace lacks; jobs affected):")
     for m in s["mapping"]:
-        L.append(f"    {'all':>6}  {m}")
+        L.append(f"    {'note':>6}  {m}")
     for a in s["assumptions"]:
-        L.append(f"    {a['jobs']:>6}  {a['what']}")
+        if a["jobs"]:
+            L.append(f"    {a['jobs']:>6}  {a['what']}")
     if sim["violations"]:
         L.append("")
         L.append(f"  PLAN VIOLATIONS: {sim['violations']} (first: {sim['violation_examples'][0]})")
