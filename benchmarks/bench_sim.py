@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from vmsched.policyfile import load_policy
-    from vmsched.sim.baseline import static_baseline
+    from vmsched.sim.baseline import static_split
     from vmsched.sim.engine import prepare
     from vmsched.sim.report import summarize, write_json
 
@@ -56,8 +56,9 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     replay = prepare(load_policy(args.policy), args.trace, hosts=args.hosts, skip_bad=True, limit=args.limit)
     read_s = time.perf_counter() - t0
-    policy = static_baseline(replay.policy) if args.baseline else replay.policy
-    sim = replay.simulation(policy, every_tick=args.every_tick)
+    split = static_split(replay.policy, replay.vos) if args.baseline else None
+    policy = split.policy if split else replay.policy
+    sim = replay.simulation(policy, job_map=split.job if split else None, every_tick=args.every_tick)
     t1 = time.perf_counter()
     c1 = time.process_time()
     if args.profile:

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from vmsched.policyfile import parse_policy
-from vmsched.sim.baseline import static_baseline
+from vmsched.sim.baseline import static_split
 from vmsched.sim.engine import ARRIVAL, END, TICK, Simulation, prepare
 from vmsched.sim.report import format_compare, format_summary, plot_compare, plot_report, summarize, write_json
 from vmsched.sim.swf import TraceJob, format_job
@@ -152,8 +152,9 @@ def run(tmp_path, policy_text, jobs, *, strict=True, baseline=False, **kw):
     trace = tmp_path / "t.swf"
     write_trace(trace, jobs)
     replay = prepare(pol, trace)
-    policy = static_baseline(replay.policy) if baseline else replay.policy
-    sim = replay.simulation(policy, check=True, strict=strict, **kw)
+    split = static_split(replay.policy, replay.vos) if baseline else None
+    sim = replay.simulation(split.policy if split else replay.policy, job_map=split.job if split else None,
+                            check=True, strict=strict, **kw)
     return replay, sim
 
 

@@ -94,14 +94,18 @@ class SimulationFailed(Exception):
     pass
 
 
-def _run(replay, policy, args, label):
+def _run(replay, policy, args, label, split=None):
+    """One replay under ``policy`` (or, given a static ``split``, under its twin)."""
     from vmsched.sim.engine import SimulationError
     from vmsched.sim.report import summarize
+    if split is not None:
+        policy = split.policy
     prog = _Progress(len(replay.jobs) + len(replay.unrunnable), label, args.progress)
     prog(len(replay.unrunnable))
     t = time.perf_counter()
     try:
-        sim = replay.simulation(policy, check=args.check, every_tick=args.every_tick, on_progress=prog)
+        sim = replay.simulation(policy, job_map=split.job if split is not None else None, check=args.check,
+                                every_tick=args.every_tick, on_progress=prog)
         sim.run()
     except SimulationError as e:
         raise SimulationFailed(f"{policy.source}: simulation stopped: {e}") from e
@@ -111,6 +115,8 @@ def _run(replay, policy, args, label):
     summary = summarize(sim, policy_path=str(sim.policy.source), trace_info=replay.trace_info,
                         hosts_desc=replay.hosts_desc, assumptions=replay.assumptions,
                         mapping_choices=replay.mapping_choices, wall_s=wall)
+    if split is not None:
+        summary["baseline"] = split.report()
     return sim, summary
 
 
@@ -138,7 +144,7 @@ def _plots(fn, *a):
 
 @_guard
 def cmd_simulate(args) -> int:
-    from vmsched.sim.baseline import static_baseline
+    from vmsched.sim.baseline import static_split
     from vmsched.sim.engine import prepare
     from vmsched.sim.report import format_summary, plot_report, write_json
     if args.policy is None:
@@ -153,8 +159,8 @@ def cmd_simulate(args) -> int:
     out = _outdir(args.out)
     policy = _load(str(policy_path))
     replay = prepare(policy, trace, hosts=args.hosts, skip_bad=args.skip_bad)
-    run_policy = static_baseline(replay.policy) if args.baseline else replay.policy
-    sim, summary = _run(replay, run_policy, args, "simulate")
+    split = static_split(replay.policy, replay.vos) if args.baseline else None
+    sim, summary = _run(replay, replay.policy, args, "simulate", split)
     summary["policy"]["path"] = str(policy_path) + (" [static baseline]" if args.baseline else "")
     write_json(summary, out / "summary.json")
     files = [out / "summary.json"]
@@ -168,27 +174,33 @@ def cmd_simulate(args) -> int:
 
 @_guard
 def cmd_compare(args) -> int:
-    from vmsched.sim.baseline import static_baseline
+    from vmsched.sim.baseline import static_split
     from vmsched.sim.engine import prepare
     from vmsched.sim.report import format_compare, plot_compare, write_json
     trace = _trace_path(args.trace)
     out = _outdir(args.out)
     pa = _load(args.a)
     replay_a = prepare(pa, trace, hosts=args.hosts, skip_bad=args.skip_bad)
+    split = None
     if args.b is None or args.b == "static":
         replay_b = replay_a
-        policy_b = static_baseline(replay_a.policy)
+        split = static_split(replay_a.policy, replay_a.vos)
         label_b = f"{args.a} [static baseline]"
     else:
         replay_b = prepare(_load(args.b), trace, hosts=args.hosts, skip_bad=args.skip_bad)
-        policy_b = replay_b.policy
         label_b = args.b
     sim_a, sa = _run(replay_a, replay_a.policy, args, "A")
-    sim_b, sb = _run(replay_b, policy_b, args, "B")
-    sa["policy"]["path"], sb["policy"]["path"] = args.a, label_b
+    sa["policy"]["path"] = args.a
+    if split is not None and split.cannot_differ:
+        # a split of one VO is the dynamic run's hosts again: say so, not two equal columns
+        sim_b, sb = None, None
+        sa["baseline_not_run"] = split.cannot_differ
+    else:
+        sim_b, sb = _run(replay_b, replay_b.policy, args, "B", split)
+        sb["policy"]["path"] = label_b
     write_json({"a": sa, "b": sb}, out / "compare.json")
     files = [out / "compare.json"]
-    if not args.no_plots:
+    if not args.no_plots and sb is not None:
         files += _plots(plot_compare, sa, sim_a, sb, sim_b, out)
     if not args.quiet:
         print(format_compare(sa, sb))

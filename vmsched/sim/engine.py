@@ -814,8 +814,17 @@ class Replay:
     trace_info: dict
     hosts_desc: str
 
-    def simulation(self, policy: Policy | None = None, **kw) -> Simulation:
-        fresh = [SimJob(sj.job, sj.trace_id, sj.arrival, sj.run, sj.work, sj.killed, sj.klass, sj.interactive)
+    @property
+    def vos(self) -> tuple[str, ...]:
+        """The VOs of the jobs to replay."""
+        return tuple(sorted({sj.job.vo for sj in self.jobs}))
+
+    def simulation(self, policy: Policy | None = None, *, job_map: Callable[[Job], Job] | None = None,
+                   **kw) -> Simulation:
+        """A fresh simulation; ``job_map`` changes each job first (the static baseline points
+        jobs that name an image at their VO's copy)."""
+        fresh = [SimJob(job_map(sj.job) if job_map else sj.job, sj.trace_id, sj.arrival, sj.run, sj.work,
+                        sj.killed, sj.klass, sj.interactive)
                  for sj in self.jobs]
         return Simulation(policy or self.policy, fresh, list(self.unrunnable), **kw)
 

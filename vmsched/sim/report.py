@@ -235,6 +235,8 @@ def format_summary(s: dict[str, Any]) -> str:
     j, sim = s["jobs"], s["simulation"]
     L.append(f"vmsched simulate: {s['policy']['site']} ({s['policy']['path']}) on {s['trace']['name']}")
     L.append(f"  hosts: {s['hosts']['description']} = {s['hosts']['cores']} cores; engine {s['engine']}")
+    for line in (s.get("baseline") or {}).get("lines", ()):
+        L.append("  " + line)
     wall = f", wall {sim['wall_s']:.1f}s" if sim.get("wall_s") is not None else ""
     L.append(f"  simulated {_fmt_s(sim['makespan_s'])}: {sim['cycles']} cycles ({sim['ticks_skipped']} idle ticks "
              f"skipped){wall}")
@@ -306,36 +308,50 @@ def format_summary(s: dict[str, Any]) -> str:
     return "\n".join(L)
 
 
-def format_compare(a: dict[str, Any], b: dict[str, Any]) -> str:
-    rows = [("", a["policy"]["site"], b["policy"]["site"]),
-            ("utilisation (makespan)", _pct(a["utilisation"]["value"]), _pct(b["utilisation"]["value"])),
-            ("utilisation (while jobs arrive)", _pct(a["utilisation"]["during_arrivals"]),
-             _pct(b["utilisation"]["during_arrivals"])),
-            ("mean wait", _fmt_s(a["wait_s"]["all"]["mean"]), _fmt_s(b["wait_s"]["all"]["mean"])),
-            ("median wait", _fmt_s(a["wait_s"]["all"]["median"]), _fmt_s(b["wait_s"]["all"]["median"])),
-            ("p95 wait", _fmt_s(a["wait_s"]["all"]["p95"]), _fmt_s(b["wait_s"]["all"]["p95"])),
-            ("bounded slowdown (mean)", f"{a['bounded_slowdown']['mean'] or 0:.2f}",
-             f"{b['bounded_slowdown']['mean'] or 0:.2f}"),
-            ("makespan", _fmt_s(a["simulation"]["makespan_s"]), _fmt_s(b["simulation"]["makespan_s"])),
-            ("jobs ended / never ran", f"{a['jobs']['ended']} / {a['jobs']['never_ran']}",
-             f"{b['jobs']['ended']} / {b['jobs']['never_ran']}"),
-            ("preemptions", str(a["preemptions"]["events"]), str(b["preemptions"]["events"])),
-            ("boots", str(a["boots"]["boots"]), str(b["boots"]["boots"])),
-            ("interactive latency (max)", _fmt_s(a["interactive"]["latency_s"]["max"]),
-             _fmt_s(b["interactive"]["latency_s"]["max"]))]
-    for vo in sorted(set(a["share"]["per_vo"]) | set(b["share"]["per_vo"])):
-        va, vb = a["share"]["per_vo"].get(vo, {}), b["share"]["per_vo"].get(vo, {})
-        rows.append((f"share {vo} (target {_pct(va.get('target'))})", _pct(va.get("achieved")),
-                     _pct(vb.get("achieved"))))
-        rows.append(("  under saturation", _pct(va.get("achieved_saturated")), _pct(vb.get("achieved_saturated"))))
-        rows.append(("  contended", _pct(va.get("achieved_contended")), _pct(vb.get("achieved_contended"))))
-        wa, wb = a["wait_s"]["by_vo"].get(vo, {}), b["wait_s"]["by_vo"].get(vo, {})
-        rows.append((f"mean wait {vo}", _fmt_s(wa.get("mean")), _fmt_s(wb.get("mean"))))
+def _compare_cells(s: dict[str, Any], vos: list[str]) -> list[tuple[str, str]]:
+    """One run's column of ``vmsched compare``: (row label, figure)."""
+    w = s["wait_s"]["all"]
+    rows = [("", s["policy"]["site"]),
+            ("utilisation (makespan)", _pct(s["utilisation"]["value"])),
+            ("utilisation (while jobs arrive)", _pct(s["utilisation"]["during_arrivals"])),
+            ("mean wait", _fmt_s(w["mean"])), ("median wait", _fmt_s(w["median"])), ("p95 wait", _fmt_s(w["p95"])),
+            ("bounded slowdown (mean)", f"{s['bounded_slowdown']['mean'] or 0:.2f}"),
+            ("makespan", _fmt_s(s["simulation"]["makespan_s"])),
+            ("jobs ended / never ran", f"{s['jobs']['ended']} / {s['jobs']['never_ran']}"),
+            ("preemptions", str(s["preemptions"]["events"])), ("boots", str(s["boots"]["boots"])),
+            ("interactive latency (max)", _fmt_s(s["interactive"]["latency_s"]["max"]))]
+    for vo in vos:
+        v, wv = s["share"]["per_vo"].get(vo, {}), s["wait_s"]["by_vo"].get(vo, {})
+        rows += [("share " + vo, _pct(v.get("achieved"))), ("  under saturation", _pct(v.get("achieved_saturated"))),
+                 ("  contended", _pct(v.get("achieved_contended"))), (f"mean wait {vo}", _fmt_s(wv.get("mean")))]
+    return rows
+
+
+def format_compare(a: dict[str, Any], b: dict[str, Any] | None) -> str:
+    """Two runs side by side; ``b`` None when the comparison could not differ (a static split
+    of one VO), which is said instead of printing a second, equal column."""
+    vos = sorted(set(a["share"]["per_vo"]) | set(b["share"]["per_vo"] if b else ()))
+    ca = _compare_cells(a, vos)
+    cb = _compare_cells(b, vos) if b is not None else [("", "")] * len(ca)
+    # the share rows name the target, which is the policy's (A's)
+    labels = [f"{lab} (target {_pct(a['share']['per_vo'].get(lab[6:], {}).get('target'))})"
+              if lab.startswith("share ") else lab for lab, _ in ca]
+    rows = [(lab, x, y) for lab, (_, x), (_, y) in zip(labels, ca, cb)]
     # Every column as wide as its widest cell: a site name cut short ("(stati") hides
     # which run is which.
     w0, w1, w2 = (max([n] + [len(r[i]) for r in rows]) for i, n in ((0, 34), (1, 24), (2, 24)))
     L = [f"vmsched compare on {a['trace']['name']} ({a['hosts']['cores']} cores)"]
-    L += [f"  {label:<{w0}} {fa:>{w1}} {fb:>{w2}}" for label, fa, fb in rows]
+    L += [f"  {label:<{w0}} {fa:>{w1}} {fb:>{w2}}".rstrip() for label, fa, fb in rows]
+    if b is None:
+        L.append("")
+        L.append(f"  no second column: {a.get('baseline_not_run') or 'B was not run'}")
+    else:
+        if all(x == y for _, x, y in rows[1:]):
+            L.append("")
+            L.append("  the two runs gave the same figures on every line above")
+        if b.get("baseline"):
+            L.append("")
+            L += ["  " + line for line in b["baseline"]["lines"]]
     L.append("")
     L.append("  " + a["credit"])
     return "\n".join(L)
