@@ -106,3 +106,20 @@ def test_resume_time_is_shown_only_when_a_job_waited_for_a_resumed_domain(files,
     s = simulate(files, policy="r.toml")
     assert s["interactive"]["resumed_starts"] > 0 and s["interactive"]["resume_s"] == 7
     assert "(resume time 7s)" in capsys.readouterr().out
+
+
+def test_the_features_line_says_what_the_replay_does_with_them():
+    """The report said "features: nodespec properties kept as job features" while the
+    mapped job never carried them (so a cl_zewura job could run on zegox). The dynamic run's
+    decisions must not change here (issue 17), so the line now says what happens."""
+    from vmsched.sim.mapping import Mapper
+    from vmsched.sim.swf import NodeSpec, TraceJob
+
+    from .test_sim_mapping import policy
+    p = policy('[trace]\nfeatures = ["cl_zewura"]\n')
+    m = Mapper(p, p.hosts, p.domains_per_host, extended=True)
+    ext = TraceJob(1, submit=0, wait=0, run=5, allocated_procs=1, uid=1, allocated_nodes=(1,), queue_name="q_2w",
+                   nodespec_text="1:ppn=1:cl_zewura", nodespec=NodeSpec.parse("1:ppn=1:cl_zewura"))
+    assert m.map(ext).job.features == frozenset()
+    (line,) = [what for what in m.counts if what.startswith("features:")]
+    assert "not enforced" in line and "kept" not in line
