@@ -71,9 +71,9 @@ def test_vos_sharing_one_image_are_split_by_share_and_kept_on_their_hosts(tmp_pa
     assert {p.image for p in split.parts} == {"slc@atlas", "slc@cms"}
     assert any("shared by several VOs" in line for line in split.lines())
 
-    dynamic = r.simulation()
+    dynamic = r.simulation(keep_jobs=True)
     dynamic.run()
-    static = r.simulation(split.policy, job_map=split.job, check=True, strict=True)
+    static = r.simulation(split.policy, job_map=split.job, check=True, strict=True, keep_jobs=True)
     ran_on = {}
     while static.step():
         for d in static.domains.values():

@@ -32,8 +32,7 @@ def example(name):
 @needs_traces
 def test_full_metacentrum_maps_every_job():
     r = prepare(example("metacentrum-sim.toml"), META)
-    assert len(r.jobs) + len(r.unrunnable) == 103656
-    assert not r.unrunnable
+    assert r.stream.total == 103656 and r.stream.unrunnable == 0 and r.stream.order is None
     counts = dict(r.assumptions)
     assert counts["cores capped to the largest domain (32)"] == 2
     assert sum(sj.interactive for sj in r.jobs) == counts["interactive: run time below the map rule's "
@@ -43,17 +42,15 @@ def test_full_metacentrum_maps_every_job():
 @needs_traces
 def test_full_wagap_maps_every_job_and_counts_the_two_bad_lines():
     r = prepare(example("wagap-sim.toml"), WAGAP, skip_bad=True)
-    assert len(r.jobs) + len(r.unrunnable) == 17898
+    assert r.stream.total + r.stream.unrunnable == 17898
     assert r.trace_info["skipped"] == 2
     assert all(":4186:" in p or ":4200:" in p for p in r.trace_info["problems"])
 
 
 def _conserved(sim, replay):
-    ended = {sj.job.id for sj in sim.order if sj.state == "done"}
-    never = {u.job_id for u in sim.never}
-    assert not ended & never
-    assert len(ended) + len(never) == len(replay.jobs) + len(replay.unrunnable)
-    assert all(n == 1 for n in sim.end_count.values())
+    """Every job ended or never ran, once, and the streaming replay holds none at the end."""
+    assert sim.ended + sim.never_count == replay.trace_info["jobs"]
+    assert sim.figures.done == sim.ended and not sim.jobs
 
 
 @pytest.mark.slow

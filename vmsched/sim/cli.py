@@ -100,8 +100,7 @@ def _run(replay, policy, args, label, split=None):
     from vmsched.sim.report import summarize
     if split is not None:
         policy = split.policy
-    prog = _Progress(len(replay.jobs) + len(replay.unrunnable), label, args.progress)
-    prog(len(replay.unrunnable))
+    prog = _Progress(replay.trace_info["jobs"], label, args.progress)
     t = time.perf_counter()
     try:
         sim = replay.simulation(policy, job_map=split.job if split is not None else None, check=args.check,

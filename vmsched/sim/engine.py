@@ -18,6 +18,7 @@ with ``check=True`` verifies after every step that no host is over-committed.
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import warnings
 from collections import Counter
@@ -29,12 +30,10 @@ from vmsched.model import Domain, DomainState, Host, Job, JobState
 from vmsched.plan import ClusterState, Plan, PlanError, apply_action, finish_boot, finish_job, finish_shutdown
 from vmsched.policies import partition
 from vmsched.policyfile import Policy, initial_domains
+from vmsched.sim.figures import FULL_LOAD, JobFigures
 from vmsched.sim.mapping import SimJob, Unrunnable
+from vmsched.sim.stream import JobList, JobStream, as_stream
 from vmsched.usage import UsageStore
-
-#: The cluster counts as full (for share under saturation and interactive latency under
-#: full load) while at least this fraction of its cores run jobs.
-FULL_LOAD = 0.9
 
 __all__ = ["Simulation", "SimulationError", "SimDomain", "END", "SHUTDOWN_DONE", "BOOT_DONE", "ARRIVAL", "TICK"]
 
@@ -87,12 +86,22 @@ class Simulation(ClusterState):
     172-day trace has 250,000 of them). ``check``: verify host capacity after every step.
     ``strict``: raise :class:`SimulationError` on the first impossible action instead of
     counting it.
+
+    ``jobs``: a :class:`~vmsched.sim.stream.JobStream` (a trace read lazily: the
+    simulation holds a job only from just before its arrival until it ends, folding what
+    the report needs of it into :attr:`figures`), or the jobs themselves. ``keep_jobs``
+    keeps every job after it ended, in :attr:`order` (and never-ran records in
+    :attr:`never`), for tests and callers that look at single jobs; it is the default
+    when the jobs are given as a list, which holds them anyway. ``job_map`` changes each
+    job as it arrives (the static baseline points jobs at their VO's image).
     """
 
-    def __init__(self, policy: Policy, jobs: Sequence[SimJob], unrunnable: Sequence[Unrunnable] = (), *,
+    def __init__(self, policy: Policy, jobs: Sequence[SimJob] | JobStream | JobList,
+                 unrunnable: Sequence[Unrunnable] = (), *,
                  scheduler=None, store: UsageStore | None = None, check: bool = False, strict: bool = False,
                  every_tick: bool = False, bin_s: float | None = None,
-                 on_progress: Callable[[int], None] | None = None):
+                 on_progress: Callable[[int], None] | None = None, keep_jobs: bool | None = None,
+                 job_map: Callable[[Job], Job] | None = None):
         from vmsched.cycle import Scheduler
         self.policy = policy
         if scheduler is None:
@@ -114,19 +123,27 @@ class Simulation(ClusterState):
         self.capacity_cores = sum(h.cores for h in policy.hosts)
         self.domains: dict[str, SimDomain] = {}
         self.host_domains: dict[str, set] = {h: set() for h in self.hosts}
+        stream = as_stream(jobs, unrunnable)
+        if isinstance(stream, JobList):
+            ids = [sj.job.id for sj in stream.jobs]
+            if len(set(ids)) != len(ids):
+                raise ValueError(f"job {next(i for i in ids if ids.count(i) > 1)} is given twice")
+        self.keep_jobs = isinstance(stream, JobList) if keep_jobs is None else keep_jobs
+        self.total = stream.total                 # jobs to replay
+        self.first_arrival = stream.first
+        self.vos = stream.vos                     # the VOs of those jobs
+        # live jobs (the next to arrive, then queued, running or suspended; with keep_jobs every one seen)
         self.jobs: dict[str, SimJob] = {}
-        self.never: list[Unrunnable] = list(unrunnable)
-        self.order = sorted(jobs, key=lambda j: (j.arrival, j.trace_id, j.job.id))
-        for sj in self.order:
-            if sj.job.id in self.jobs:
-                raise ValueError(f"job {sj.job.id} is given twice")
-            self.jobs[sj.job.id] = sj
-            sj.remaining = sj.work
+        self._kept: list[SimJob] = []
+        self.never: list[Unrunnable] = []         # with keep_jobs; else counted in figures only
+        self.figures = JobFigures(self.total)
+        self._arrivals = stream.arrivals(self._mapping_never, job_map)
+        self._arrived = 0                          # jobs taken from the stream so far
 
         # the event heap
         self._heap: list = []
         self._seq = 0
-        self.now = self.order[0].arrival if self.order else 0.0
+        self.now = stream.first
         self._started_at = self.now
         self._tick_at: float | None = None
         self._dirty = True
@@ -148,7 +165,6 @@ class Simulation(ClusterState):
         self.actions = Counter()
         self.ended = 0
         self.dropped = 0
-        self.end_count: Counter = Counter()
         self.violations: list[str] = []
         self.violation_count = 0
         self.domain_suspensions = 0
@@ -177,8 +193,7 @@ class Simulation(ClusterState):
         self.busy_core_s_by_vo: Counter = Counter()
         self.active_core_s = 0.0
         share_vos = [p[0] for p, _ in policy.fairshare.shares if len(p) == 1]
-        present = {sj.job.vo for sj in self.order}
-        self.share_vos = [v for v in share_vos if v in present]
+        self.share_vos = [v for v in share_vos if v in self.vos]
         self.saturated_s = 0.0                 # every share VO waiting and the cluster full
         self.sat_core_s_by_vo: Counter = Counter()
         self.all_waiting_s = 0.0               # every share VO waiting, whatever the load
@@ -189,7 +204,7 @@ class Simulation(ClusterState):
         # or all it asks for (running, frozen and queued cores) if less, the rest split by share
         self.contended_fair_core_s_by_vo: Counter = Counter()
         self._vo_shares = {p[0]: sh for p, sh in policy.fairshare.shares if len(p) == 1 and p[0] in self.share_vos}
-        span = (self.order[-1].arrival - self.order[0].arrival) if self.order else 0.0
+        span = stream.last - stream.first
         self.bin_s = float(bin_s) if bin_s else max(self.interval, math.ceil(max(span, 1.0) / 400.0 / 60.0) * 60.0)
         self.bins_busy: list[float] = []
         self.bins_by_vo: dict[str, list[float]] = {}
@@ -202,8 +217,7 @@ class Simulation(ClusterState):
             sd = SimDomain(d.name, d.host, d.image, d.flavor, d.cores, d.memory_mb, d.state, d.since)
             self._add_domain(sd)
             self.sched.set_domain(d)
-        for sj in self.order:
-            self._push(sj.arrival, ARRIVAL, sj.job.id)
+        self._next_arrival()
         self._arm_tick(self.now)
 
     # ------------------------------------------------------------------ the event heap
@@ -227,6 +241,57 @@ class Simulation(ClusterState):
     @property
     def done(self) -> bool:
         return not self._heap
+
+    # ------------------------------------------------------------------ jobs in and out
+    def _next_arrival(self) -> None:
+        """Take the next job from the stream and put its arrival on the heap. Arrivals come
+        in order, one at a time: the next is taken when this one arrives, so all arrivals
+        of an instant are on the heap while that instant is handled (in the same order,
+        and so with the same decisions, as with every arrival put on the heap at the start)."""
+        sj = next(self._arrivals, None)
+        if sj is None:
+            return
+        if sj.job.id in self.jobs:
+            raise ValueError(f"job {sj.job.id} is given twice")
+        sj.rank = self._arrived
+        self._arrived += 1
+        sj.remaining = sj.work
+        self.jobs[sj.job.id] = sj
+        if self.keep_jobs:
+            self._kept.append(sj)
+        self._push(sj.arrival, ARRIVAL, sj.job.id)
+
+    def _mapping_never(self, u: Unrunnable) -> None:
+        """A job the mapping could not make replayable, met in the stream."""
+        self.figures.never_ran(u)
+        if self.keep_jobs:
+            self.never.append(u)
+        if self.on_progress is not None:
+            self.on_progress(1)
+
+    def _gone(self, sj: SimJob, never: Unrunnable | None = None) -> None:
+        """A job leaves the replay for good: its figures are taken, and (streaming) it is forgotten."""
+        if never is None:
+            self.figures.ended(sj)
+        else:
+            self.figures.left(sj)
+            self.figures.never_ran(never)
+            if self.keep_jobs:
+                self.never.append(never)
+        if not self.keep_jobs:
+            self.jobs.pop(sj.job.id, None)
+
+    @property
+    def order(self) -> list[SimJob]:
+        """Every job of the replay in arrival order (only with ``keep_jobs``)."""
+        if not self.keep_jobs:
+            raise AttributeError("Simulation.order is kept only with keep_jobs=True: a streaming replay forgets "
+                                 "jobs that ended (their figures are in .figures)")
+        return self._kept
+
+    @property
+    def never_count(self) -> int:
+        return self.figures.never
 
     def run(self, until: float | None = None) -> "Simulation":
         while self._heap and (until is None or self._heap[0][0] <= until):
@@ -304,7 +369,7 @@ class Simulation(ClusterState):
             # last look passed was seen then; a later one waits for its next look.
             looked, look = self.sched.share_pace
             heap = self._share_heap
-            while heap and (heap[0][0] <= looked or self.jobs[heap[0][1]].state != "queued"):
+            while heap and (heap[0][0] <= looked or getattr(self.jobs.get(heap[0][1]), "state", None) != "queued"):
                 heapq.heappop(heap)
             times = [heap[0][0]] if heap else []
             times += [d.since + after for d in self._suspended_domains if d.jobs and d.since + after > looked]
@@ -332,10 +397,10 @@ class Simulation(ClusterState):
     def _stalled(self, t: float) -> bool:
         """Every job has ended or been dropped; or nothing is left to arrive, nothing is
         running or booting, and no job has started or ended for a long time."""
-        if self.ended + self.dropped >= len(self.order):
+        if self.ended + self.dropped >= self.total:
             self._heap.clear()
             return True
-        if self.events[ARRIVAL] < len(self.order) or self.busy_cores:
+        if self.events[ARRIVAL] < self.total or self.busy_cores:
             return False
         if any(k in (END, BOOT_DONE, SHUTDOWN_DONE) for _, k, _, _ in self._heap):
             return False
@@ -358,6 +423,9 @@ class Simulation(ClusterState):
             self.queued_any_host_by_vo[job.vo] += n
 
     def _advance(self, t: float) -> None:
+        """Integrate the accounting from the last step to ``t``. (Runs once a step: written
+        with locals; every sum takes the same terms in the same order as it always did, so
+        the figures do not move by a bit.)"""
         t0 = self._last_t
         if t <= t0:
             return
@@ -365,58 +433,74 @@ class Simulation(ClusterState):
         busy = self.busy_cores
         self.busy_core_s += busy * dt
         self.active_core_s += self.active_domain_cores * dt
-        for vo, c in self.busy_by_vo.items():
+        busy_by_vo = self.busy_by_vo
+        used = self.busy_core_s_by_vo
+        for vo, c in busy_by_vo.items():
             if c:
-                self.busy_core_s_by_vo[vo] += c * dt
-        if self.share_vos and len(self.share_vos) > 1 and all(self.queued_by_vo[v] > 0 for v in self.share_vos):
-            full = busy >= FULL_LOAD * self.capacity_cores
-            self.all_waiting_s += dt
-            contended = False
-            if full:
-                self.saturated_s += dt
-                contended = all(self.queued_any_host_by_vo[v] > 0 for v in self.share_vos)
-                if contended:
-                    self.contended_s += dt
-                    demand = {vo: self.busy_by_vo.get(vo, 0) + self.frozen_by_vo[vo] + self.queued_cores_by_vo[vo]
-                              for vo in self.share_vos}
-                    fair = partition.targets(self.capacity_cores, self._vo_shares, demand)
-                    total_fair = sum(fair.values())
-                    if total_fair > 0:
-                        for vo in self.share_vos:
-                            self.contended_fair_core_s_by_vo[vo] += busy * fair[vo] / total_fair * dt
-            for vo in self.share_vos:
-                c = self.busy_by_vo.get(vo, 0)
-                if c:
-                    self.all_waiting_core_s_by_vo[vo] += c * dt
-                    if full:
-                        self.sat_core_s_by_vo[vo] += c * dt
-                        if contended:
-                            self.contended_core_s_by_vo[vo] += c * dt
+                used[vo] += c * dt
+        share_vos = self.share_vos
+        if len(share_vos) > 1:
+            queued_by_vo = self.queued_by_vo
+            if all(queued_by_vo[v] > 0 for v in share_vos):
+                self._advance_shares(busy, dt)
         # bins
         w = self.bin_s
+        start = self._started_at
         queued = sum(self.queued_by_vo.values())
+        bins_busy, bins_queued, bins_by_vo = self.bins_busy, self.bins_queued, self.bins_by_vo
         a = t0
         while a < t:
-            i = int((a - self._started_at) // w)
-            b = min(t, self._started_at + (i + 1) * w)
+            i = int((a - start) // w)
+            b = start + (i + 1) * w
+            if not b < t:
+                b = t
             if b <= a:  # float edge
-                b = min(t, a + w)
+                b = a + w
+                if not b < t:
+                    b = t
             piece = b - a
-            while len(self.bins_busy) <= i:
-                self.bins_busy.append(0.0)
-                self.bins_queued.append(0.0)
-                for lst in self.bins_by_vo.values():
+            while len(bins_busy) <= i:
+                bins_busy.append(0.0)
+                bins_queued.append(0.0)
+                for lst in bins_by_vo.values():
                     lst.append(0.0)
-            self.bins_busy[i] += busy * piece
-            self.bins_queued[i] += queued * piece
-            for vo, c in self.busy_by_vo.items():
+            bins_busy[i] += busy * piece
+            bins_queued[i] += queued * piece
+            for vo, c in busy_by_vo.items():
                 if c:
-                    lst = self.bins_by_vo.get(vo)
+                    lst = bins_by_vo.get(vo)
                     if lst is None:
-                        lst = self.bins_by_vo[vo] = [0.0] * len(self.bins_busy)
+                        lst = bins_by_vo[vo] = [0.0] * len(bins_busy)
                     lst[i] += c * piece
             a = b
         self._last_t = t
+
+    def _advance_shares(self, busy: int, dt: float) -> None:
+        """The share measures over a stretch in which every VO with a share had jobs waiting."""
+        share_vos = self.share_vos
+        full = busy >= FULL_LOAD * self.capacity_cores
+        self.all_waiting_s += dt
+        contended = False
+        if full:
+            self.saturated_s += dt
+            contended = all(self.queued_any_host_by_vo[v] > 0 for v in share_vos)
+            if contended:
+                self.contended_s += dt
+                demand = {vo: self.busy_by_vo.get(vo, 0) + self.frozen_by_vo[vo] + self.queued_cores_by_vo[vo]
+                          for vo in share_vos}
+                fair = partition.targets(self.capacity_cores, self._vo_shares, demand)
+                total_fair = sum(fair.values())
+                if total_fair > 0:
+                    for vo in share_vos:
+                        self.contended_fair_core_s_by_vo[vo] += busy * fair[vo] / total_fair * dt
+        for vo in share_vos:
+            c = self.busy_by_vo.get(vo, 0)
+            if c:
+                self.all_waiting_core_s_by_vo[vo] += c * dt
+                if full:
+                    self.sat_core_s_by_vo[vo] += c * dt
+                    if contended:
+                        self.contended_core_s_by_vo[vo] += c * dt
 
     # ------------------------------------------------------------------ events
     def _on_arrival(self, jid: str) -> bool:
@@ -426,9 +510,10 @@ class Simulation(ClusterState):
         self._count_queued(sj.job, 1)
         self.sched.set_job(sj.job)
         self._arrived_now.append(jid)
-        if self.events[ARRIVAL] == len(self.order):
+        if self.events[ARRIVAL] == self.total:
             self.busy_core_s_arrivals = self.busy_core_s
             self.arrivals_end = self.now
+        self._next_arrival()
         return True
 
     def _on_end(self, jid: str, token: int) -> bool:
@@ -436,10 +521,6 @@ class Simulation(ClusterState):
         if sj is None or sj.token != token or sj.state != "running":
             return False
         t = self.now
-        self.end_count[jid] += 1
-        if sj.state == "done":
-            self._violation(f"job {jid} ended twice")
-            return False
         ran = max(0.0, t - sj.clock_from)
         self.held_idle_core_s += sj.job.cores * (t - sj.busy_from - ran)
         sj.executed += ran
@@ -457,6 +538,7 @@ class Simulation(ClusterState):
             self._sync_domain(d)
         self.ended += 1
         self._last_activity = t
+        self._gone(sj)
         if self.on_progress is not None:
             self.on_progress(1)
         return True
@@ -705,8 +787,9 @@ class Simulation(ClusterState):
         if self._arrived_now:
             for jid in self._arrived_now:
                 never = plan.pending.never(jid)
-                if never is not None and self.jobs[jid].state == "queued":
-                    self._drop_never(self.jobs[jid], never.text, "scheduler")
+                sj = self.jobs.get(jid)
+                if never is not None and sj is not None and sj.state == "queued":
+                    self._drop_never(sj, never.text, "scheduler")
             self._arrived_now.clear()
         self._dirty = False
         self._last_empty = not plan.actions
@@ -719,7 +802,7 @@ class Simulation(ClusterState):
             self._count_queued(sj.job, -1)
         sj.state = "never"
         self.dropped += 1
-        self.never.append(Unrunnable(sj.trace_id, sj.job.id, sj.job.vo, sj.klass, reason, stage))
+        self._gone(sj, Unrunnable(sj.trace_id, sj.job.id, sj.job.vo, sj.klass, reason, stage))
         if self.on_progress is not None:
             self.on_progress(1)
 
@@ -774,7 +857,13 @@ class Simulation(ClusterState):
         self._heap.clear()
         plan = self.sched.last_plan
         reasons = dict(plan.pending) if plan is not None else {}
-        for sj in self.order:
+        # in arrival order: the live jobs, then those the stream has not handed on yet
+        for sj in itertools.chain(list(self.jobs.values()), self._arrivals):
+            if sj.state == "future" and sj.rank < 0:
+                sj.rank = self._arrived
+                self._arrived += 1
+                if self.keep_jobs:
+                    self._kept.append(sj)
             if sj.state in ("queued", "future"):
                 p = reasons.get(sj.job.id)
                 why = str(p) if p is not None else "never started"
@@ -785,9 +874,9 @@ class Simulation(ClusterState):
                     why = f"still running in domain {sj.domain} when the simulation stopped"
                 else:
                     why = f"suspended in domain {sj.domain} and never resumed before the simulation ended"
-                self.never.append(Unrunnable(sj.trace_id, sj.job.id, sj.job.vo, sj.klass, why, "end"))
                 sj.state = "never"
                 self.dropped += 1
+                self._gone(sj, Unrunnable(sj.trace_id, sj.job.id, sj.job.vo, sj.klass, why, "end"))
 
     # ------------------------------------------------------------------ results
     @property
@@ -803,30 +892,46 @@ class Simulation(ClusterState):
 
 @attrs.define(slots=True, eq=False)
 class Replay:
-    """A trace read and mapped for one policy and host set, ready to simulate (any number
-    of times: every :meth:`simulation` gets fresh copies of the jobs)."""
+    """A trace indexed for one policy and host set, ready to simulate any number of times.
+
+    Only the index is held (:class:`~vmsched.sim.stream.JobStream`): each
+    :meth:`simulation` reads and maps the trace again as it goes, so no replay holds the
+    whole trace. :attr:`jobs` and :attr:`unrunnable` map it all at once, for tests and
+    small traces."""
 
     policy: Policy
-    jobs: list
-    unrunnable: list
-    assumptions: list
+    stream: JobStream
     mapping_choices: list
-    trace_info: dict
     hosts_desc: str
+
+    @property
+    def trace_info(self) -> dict:
+        return self.stream.trace_info
+
+    @property
+    def assumptions(self) -> list:
+        return list(self.stream.assumptions)
 
     @property
     def vos(self) -> tuple[str, ...]:
         """The VOs of the jobs to replay."""
-        return tuple(sorted({sj.job.vo for sj in self.jobs}))
+        return self.stream.vos
+
+    @property
+    def jobs(self) -> list[SimJob]:
+        """Every replayable job, mapped (the whole trace in memory: for tests and small traces)."""
+        return [r for r in self.stream.mapped() if isinstance(r, SimJob)]
+
+    @property
+    def unrunnable(self) -> list[Unrunnable]:
+        """Every job the mapping refused, with its reason."""
+        return [r for r in self.stream.mapped() if not isinstance(r, SimJob)]
 
     def simulation(self, policy: Policy | None = None, *, job_map: Callable[[Job], Job] | None = None,
                    **kw) -> Simulation:
-        """A fresh simulation; ``job_map`` changes each job first (the static baseline points
-        jobs that name an image at their VO's copy)."""
-        fresh = [SimJob(job_map(sj.job) if job_map else sj.job, sj.trace_id, sj.arrival, sj.run, sj.work,
-                        sj.killed, sj.klass, sj.interactive)
-                 for sj in self.jobs]
-        return Simulation(policy or self.policy, fresh, list(self.unrunnable), **kw)
+        """A fresh simulation streaming the trace; ``job_map`` changes each job first (the
+        static baseline points jobs that name an image at their VO's copy)."""
+        return Simulation(policy or self.policy, self.stream, job_map=job_map, **kw)
 
 
 def mapping_choices(policy: Policy) -> list[str]:
@@ -839,29 +944,16 @@ def mapping_choices(policy: Policy) -> list[str]:
 
 def prepare(policy: Policy, trace_path, *, hosts: str | None = None, skip_bad: bool = False,
             limit: int | None = None) -> Replay:
-    """Read ``trace_path``, resolve the host set (``--hosts`` spec, ``[trace] hosts`` or the
-    policy's) and map every trace job. Raises TraceError / PolicyError on bad input."""
-    from vmsched.sim.mapping import Mapper, check_domains_fit, policy_with_hosts, resolve_hosts
-    from vmsched.sim.swf import iter_trace
+    """Resolve the host set (``--hosts`` spec, ``[trace] hosts`` or the policy's) and index
+    the trace: read and map every job once, keeping only counts (see
+    :mod:`vmsched.sim.stream`). Raises TraceError / PolicyError on bad input."""
+    from vmsched.sim.mapping import check_domains_fit, policy_with_hosts, resolve_hosts
+    from vmsched.sim.stream import index_trace
     host_set, desc = resolve_hosts(policy, hosts)
     policy = policy_with_hosts(policy, host_set)
     check_domains_fit(policy)
-    reader = iter_trace(trace_path, skip_bad=skip_bad)
-    mapper = None
-    jobs, unrunnable = [], []
-    with reader:
-        for n, tj in enumerate(reader):
-            if limit is not None and n >= limit:
-                break
-            if mapper is None:
-                mapper = Mapper(policy, policy.hosts, policy.domains_per_host, bool(reader.extended))
-            r = mapper.map(tj)
-            (jobs if isinstance(r, SimJob) else unrunnable).append(r)
-    info = {"name": reader.name, "path": str(trace_path), "jobs": len(jobs) + len(unrunnable),
-            "skipped": reader.skipped, "problems": list(reader.problems), "extended": bool(reader.extended),
-            "header": {k: v for k, v in reader.header.items() if k != "Note"}}
-    return Replay(policy, jobs, unrunnable, mapper.assumptions() if mapper else [], mapping_choices(policy), info,
-                  desc)
+    stream = index_trace(policy, trace_path, skip_bad=skip_bad, limit=limit)
+    return Replay(policy, stream, mapping_choices(policy), desc)
 
 
 __all__ += ["Replay", "prepare", "mapping_choices"]

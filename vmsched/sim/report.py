@@ -30,18 +30,15 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from vmsched import __version__
-from vmsched.sim.engine import FULL_LOAD
+from vmsched.sim.figures import BSLD_TAU, FULL_LOAD
 
 __all__ = ["summarize", "format_summary", "format_compare", "write_json", "plot_report", "plot_compare",
            "credit_for", "FULL_LOAD", "BSLD_TAU"]
-
-BSLD_TAU = 10.0
 
 _CREDITS = (
     ("metacentrum", "Trace: Parallel Workloads Archive log METACENTRUM-2009-2 (Dror Feitelson, Hebrew University "
@@ -77,10 +74,9 @@ def summarize(sim, *, policy_path: str, trace_info: dict, hosts_desc: str, assum
               wall_s: float | None = None) -> dict[str, Any]:
     """The whole report as plain data (what ``--json`` writes)."""
     pol = sim.policy
-    jobs = sim.order
-    done = [sj for sj in jobs if sj.state == "done"]
-    t0 = jobs[0].arrival if jobs else 0.0
-    t_end = max((sj.end for sj in done), default=t0)
+    fig = sim.figures
+    t0 = sim.first_arrival
+    t_end = fig.last_end if fig.last_end is not None else t0
     makespan = max(0.0, t_end - t0)
     capacity = sim.capacity_cores * makespan
     used_by_vo = {vo: v for vo, v in sorted(sim.busy_core_s_by_vo.items()) if v > 0}
@@ -88,7 +84,7 @@ def summarize(sim, *, policy_path: str, trace_info: dict, hosts_desc: str, assum
 
     # shares
     top = {p[0]: s for p, s in pol.fairshare.shares if len(p) == 1}
-    present = sorted({sj.job.vo for sj in jobs})
+    present = sorted(sim.vos)
     tot_share = sum(s for vo, s in top.items() if vo in present)
     share = {}
     for vo in sorted(set(present) | set(top)):
@@ -110,27 +106,8 @@ def summarize(sim, *, policy_path: str, trace_info: dict, hosts_desc: str, assum
             share[vo][f"error_{name}_pp"] = 100.0 * (got - target) if got is not None and target is not None else None
         share[vo]["core_s"] = used_by_vo.get(vo, 0.0)
 
-    waits_all, by_vo, by_class = [], defaultdict(list), defaultdict(list)
-    bsld = []
-    inter, inter_full = [], []
-    for sj in done:
-        w = sj.first_start - sj.arrival
-        waits_all.append(w)
-        by_vo[sj.job.vo].append(w)
-        by_class[sj.klass].append(w)
-        bsld.append(max(1.0, (sj.end - sj.arrival) / max(sj.executed, BSLD_TAU)))
-        if sj.interactive:
-            inter.append(w)
-            if sj.load_at_arrival >= FULL_LOAD:
-                inter_full.append(w)
-
-    never_reasons = Counter()
-    by_stage = Counter()
-    for u in sim.never:
-        by_stage[u.stage] += 1
-        never_reasons[(u.stage, _generic(u.reason))] += 1
-    preempted_jobs = sum(1 for sj in jobs if sj.preemptions)
-    executed_core_s = sum(sj.job.cores * (sj.executed + sj.lost_work) for sj in jobs)
+    inter = fig.interactive
+    never_reasons, by_stage = fig.never_reasons, fig.never_by_stage
 
     out = {
         "vmsched": __version__,
@@ -150,10 +127,10 @@ def summarize(sim, *, policy_path: str, trace_info: dict, hosts_desc: str, assum
             "stalled": sim.stalled, "warnings": list(getattr(sim, "warnings", [])),
         },
         "jobs": {
-            "in_trace": trace_info.get("jobs", len(jobs) + sum(1 for u in sim.never if u.stage == "mapping")),
-            "replayed": len(jobs),
+            "in_trace": trace_info.get("jobs", sim.total + by_stage["mapping"]),
+            "replayed": sim.total,
             "ended": sim.ended,
-            "never_ran": len(sim.never),
+            "never_ran": fig.never,
             "never_by_stage": dict(sorted(by_stage.items())),
             "never_reasons": [{"stage": st, "reason": r, "jobs": n}
                               for (st, r), n in sorted(never_reasons.items(), key=lambda kv: (-kv[1], kv[0]))],
@@ -165,7 +142,7 @@ def summarize(sim, *, policy_path: str, trace_info: dict, hosts_desc: str, assum
                                             if sim.arrivals_end > t0 and sim.capacity_cores else None),
                         "busy_core_s": sim.busy_core_s, "capacity_core_s": capacity,
                         "active_domains_value": sim.active_core_s / capacity if capacity else None,
-                        "executed_core_s": executed_core_s,
+                        "executed_core_s": fig.executed_core_s,
                         "held_in_resume_delay_core_s": sim.held_idle_core_s},
         "share": {"per_vo": share, "saturated_s": sim.saturated_s, "full_load": FULL_LOAD,
                   "saturated_fraction": sim.saturated_s / makespan if makespan else None,
@@ -176,19 +153,19 @@ def summarize(sim, *, policy_path: str, trace_info: dict, hosts_desc: str, assum
                   "all_waiting_s": sim.all_waiting_s,
                   "all_waiting_fraction": sim.all_waiting_s / makespan if makespan else None,
                   "max_abs_error_all_waiting_pp": _max_abs(share, "error_all_waiting_pp")},
-        "wait_s": {"all": _stats(waits_all), "by_vo": {k: _stats(v) for k, v in sorted(by_vo.items())},
-                   "by_class": {k: _stats(v) for k, v in sorted(by_class.items())}},
-        "bounded_slowdown": {**_stats(bsld), "tau_s": BSLD_TAU},
-        "preemptions": {"events": sum(sj.preemptions for sj in jobs), "jobs_preempted": preempted_jobs,
-                        "requeues": sum(sj.requeues for sj in jobs), "domain_suspensions": sim.domain_suspensions,
-                        "lost_work_core_s": sum(sj.lost_work * sj.job.cores for sj in jobs)},
+        "wait_s": {"all": _stats(fig.waits()), "by_vo": {k: _stats(v) for k, v in sorted(fig.wait_by_vo.items())},
+                   "by_class": {k: _stats(v) for k, v in sorted(fig.wait_by_class.items())}},
+        "bounded_slowdown": {**_stats(fig.bsld), "tau_s": BSLD_TAU},
+        "preemptions": {"events": fig.preemptions, "jobs_preempted": fig.jobs_preempted,
+                        "requeues": fig.requeues, "domain_suspensions": sim.domain_suspensions,
+                        "lost_work_core_s": fig.lost_work_core_s},
         "boots": {"boots": sim.actions.get("boot", 0), "shutdowns": sim.actions.get("shutdown", 0),
                   "domain_resumes": sim.actions.get("resume-domain", 0),
                   "domain_suspends": sim.actions.get("suspend-domain", 0)},
         # the resume time and what it bounds, only if a job waited for a resumed domain
         "interactive": {"resume_s": pol.preemption.resume_s if sim.resumed_starts else None,
                         "resumed_starts": sim.resumed_starts, "latency_s": _stats(inter),
-                        "under_full_load": {"load_at_least": FULL_LOAD, "latency_s": _stats(inter_full)},
+                        "under_full_load": {"load_at_least": FULL_LOAD, "latency_s": _stats(fig.interactive_full)},
                         "within_resume_time": sum(1 for w in inter if w <= pol.preemption.resume_s + 1e-6)
                         if sim.resumed_starts else None},
         "assumptions": [{"what": k, "jobs": v} for k, v in assumptions if v],
@@ -204,12 +181,6 @@ def summarize(sim, *, policy_path: str, trace_info: dict, hosts_desc: str, assum
 
 def _max_abs(per_vo: dict[str, dict], key: str) -> float | None:
     return max((abs(v[key]) for v in per_vo.values() if v[key] is not None), default=None)
-
-
-def _generic(reason: str) -> str:
-    """A reason with its large numbers (times, sizes, ids) taken out, so that reasons group."""
-    import re
-    return re.sub(r"\d+\.\d+|\d{3,}", "N", reason)
 
 
 # --------------------------------------------------------------------------- text
@@ -382,12 +353,21 @@ def _hours(s: dict[str, Any]) -> list[float]:
     return [(i + 0.5) * w / 3600.0 for i in range(len(s["series"]["busy_cores"]))]
 
 
-def _waits(sim) -> dict[str, list[float]]:
-    by = defaultdict(list)
-    for sj in sim.order:
-        if sj.state == "done":
-            by[sj.job.vo].append(max(1.0, sj.first_start - sj.arrival))
-    return by
+_CDF_POINTS = 2000
+
+
+def _wait_cdfs(sim) -> list[tuple[str, int, list[float], list[float]]]:
+    """Per VO: (vo, jobs, waits, fraction of jobs) of the wait-time CDF to draw, waits under
+    1 s at 1 s. At most 2000 points a VO: an 800-pixel plot shows no more, and matplotlib
+    holds every point it is given (the issue's 480 MB with plots)."""
+    out = []
+    for vo, arr in sorted(sim.figures.wait_by_vo.items()):
+        w = sorted(max(1.0, x) for x in arr)
+        n = len(w)
+        idx = range(n) if n <= _CDF_POINTS else \
+            sorted({round(k * (n - 1) / (_CDF_POINTS - 1)) for k in range(_CDF_POINTS)})
+        out.append((vo, n, [w[i] for i in idx], [(i + 1) / n for i in idx]))
+    return out
 
 
 def plot_report(s: dict[str, Any], sim, outdir: Path) -> list[Path]:
@@ -427,9 +407,8 @@ def plot_report(s: dict[str, Any], sim, outdir: Path) -> list[Path]:
     out.append(_save(fig, outdir / "share.png"))
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for vo, w in sorted(_waits(sim).items()):
-        w.sort()
-        ax.plot(w, [(i + 1) / len(w) for i in range(len(w))], label=f"{vo} ({len(w)} jobs)")
+    for vo, n, w, frac in _wait_cdfs(sim):
+        ax.plot(w, frac, label=f"{vo} ({n} jobs)")
     ax.set_xscale("log")
     ax.set_xlabel("wait time (s, log; waits under 1 s drawn at 1 s)")
     ax.set_ylabel("fraction of jobs")
@@ -457,9 +436,8 @@ def plot_compare(a: dict[str, Any], sim_a, b: dict[str, Any], sim_b, outdir: Pat
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for s, sim, style in ((a, sim_a, "-"), (b, sim_b, "--")):
-        for vo, w in sorted(_waits(sim).items()):
-            w.sort()
-            ax.plot(w, [(i + 1) / len(w) for i in range(len(w))], style, label=f"{s['policy']['site']}: {vo}")
+        for vo, _n, w, frac in _wait_cdfs(sim):
+            ax.plot(w, frac, style, label=f"{s['policy']['site']}: {vo}")
     ax.set_xscale("log")
     ax.set_xlabel("wait time (s, log)")
     ax.set_ylabel("fraction of jobs")
