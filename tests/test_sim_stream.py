@@ -1,6 +1,7 @@
 """Issue 17: a streaming replay reads the trace lazily and forgets jobs that ended, and
 reports the very figures of a replay that holds every job (the old way, kept with
-``keep_jobs=True``), whatever the order of the trace's lines."""
+``keep_jobs=True``), whether it reads its jobs back from the spool or maps the trace again,
+whatever the order of the trace's lines."""
 
 from __future__ import annotations
 
@@ -26,16 +27,19 @@ def figures(replay, sim) -> dict:
 
 
 def three_ways(tmp_path, text, jobs, **kw):
-    """The figures of one trace replayed streaming, keeping every job, and from a list."""
+    """The figures of one trace replayed streaming (from the spool, and mapping the trace
+    again), keeping every job, and from a list."""
     trace = tmp_path / "t.swf"
     write_trace(trace, jobs)
-    replay = prepare(parse_policy(text, "p.toml"), trace)
+    policy = parse_policy(text, "p.toml")
+    replay, reread = prepare(policy, trace), prepare(policy, trace, spool=False)
+    assert replay.stream.spool is not None and reread.stream.spool is None
     out = []
-    for how in ("stream", "keep", "list"):
+    for how in ("stream", "reread", "keep", "list"):
         if how == "list":
             sim = Simulation(replay.policy, replay.jobs, replay.unrunnable, **kw)
         else:
-            sim = replay.simulation(keep_jobs=how == "keep", **kw)
+            sim = (reread if how == "reread" else replay).simulation(keep_jobs=how == "keep", **kw)
         sim.run()
         out.append(figures(replay, sim))
     return out
@@ -45,8 +49,8 @@ def three_ways(tmp_path, text, jobs, **kw):
                          ids=["magrathea", "share-preemption", "dynamic-requeue", "dynamic-suspend"])
 def test_streaming_gives_the_figures_of_a_replay_holding_every_job(tmp_path, text):
     jobs = busy_load(16) + [(900, None, 1, 1, 1)]       # and one without a run time: never runs
-    stream, keep, listed = three_ways(tmp_path, text, jobs)
-    assert stream == keep == listed
+    stream, reread, keep, listed = three_ways(tmp_path, text, jobs)
+    assert stream == reread == keep == listed
     assert stream["jobs"]["ended"] == 16 + 4 and stream["jobs"]["never_ran"] == 1
 
 
@@ -54,8 +58,8 @@ def test_streaming_gives_the_figures_of_a_replay_holding_every_job(tmp_path, tex
 @given(jobs=st.lists(job_st, min_size=1, max_size=20),
        text=st.sampled_from([MAGRATHEA, MAGRATHEA_SHARE, dynamic("requeue"), dynamic("requeue", True)]))
 def test_random_traces_stream_to_the_same_figures(tmp_path, jobs, text):
-    stream, keep, _ = three_ways(tmp_path, text, jobs)
-    assert stream == keep
+    stream, reread, keep, _ = three_ways(tmp_path, text, jobs)
+    assert stream == reread == keep
 
 
 def test_a_trace_out_of_order_replays_as_if_sorted(tmp_path):
@@ -69,13 +73,13 @@ def test_a_trace_out_of_order_replays_as_if_sorted(tmp_path):
     random.Random(7).shuffle(rest)      # the first line stays: arrivals count from its submit
     (tmp_path / "shuffled.swf").write_text("\n".join([first] + rest) + "\n")
     runs = []
-    for name in ("sorted.swf", "shuffled.swf"):
-        replay = prepare(policy, tmp_path / name)
+    for name, spool in (("sorted.swf", True), ("shuffled.swf", True), ("shuffled.swf", False)):
+        replay = prepare(policy, tmp_path / name, spool=spool)
         assert (replay.stream.order is None) == (name == "sorted.swf")
         sim = replay.simulation()
         sim.run()
         runs.append(figures(replay, sim))
-    assert runs[0] == runs[1]
+    assert runs[0] == runs[1] == runs[2]
 
 
 def test_a_streaming_replay_holds_only_the_jobs_alive(tmp_path):
@@ -108,10 +112,25 @@ def test_stopping_early_reports_the_jobs_not_yet_read(tmp_path):
 
 
 def test_a_trace_that_changes_during_the_replay_is_a_trace_error(tmp_path):
-    """(A TraceError is bad input: the command prints its one line and exits 2.)"""
+    """Without a spool the trace is mapped again by each replay, and must not have changed.
+    (A TraceError is bad input: the command prints its one line and exits 2.)"""
     from vmsched.sim.swf import TraceError
     write_trace(tmp_path / "t.swf", busy_load())
-    replay = prepare(parse_policy(MAGRATHEA, "p.toml"), tmp_path / "t.swf")
+    replay = prepare(parse_policy(MAGRATHEA, "p.toml"), tmp_path / "t.swf", spool=False)
     write_trace(tmp_path / "t.swf", busy_load()[:5])
     with pytest.raises(TraceError, match=r"t.swf: the trace changed during the replay: 5 jobs read, 16 counted"):
         replay.simulation().run()
+
+
+def test_without_a_temporary_file_the_trace_is_mapped_again(tmp_path, monkeypatch):
+    import tempfile
+
+    def refuse(*a, **k):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    write_trace(tmp_path / "t.swf", busy_load())
+    replay = prepare(parse_policy(MAGRATHEA, "p.toml"), tmp_path / "t.swf")
+    assert replay.stream.spool is None
+    sim = replay.simulation()
+    sim.run()
+    assert sim.ended == 16

@@ -895,9 +895,9 @@ class Replay:
     """A trace indexed for one policy and host set, ready to simulate any number of times.
 
     Only the index is held (:class:`~vmsched.sim.stream.JobStream`): each
-    :meth:`simulation` reads and maps the trace again as it goes, so no replay holds the
-    whole trace. :attr:`jobs` and :attr:`unrunnable` map it all at once, for tests and
-    small traces."""
+    :meth:`simulation` reads the mapped jobs back as it goes, so no replay holds the whole
+    trace. :attr:`jobs` and :attr:`unrunnable` read them all at once, for tests and small
+    traces."""
 
     policy: Policy
     stream: JobStream
@@ -943,16 +943,17 @@ def mapping_choices(policy: Policy) -> list[str]:
 
 
 def prepare(policy: Policy, trace_path, *, hosts: str | None = None, skip_bad: bool = False,
-            limit: int | None = None) -> Replay:
+            limit: int | None = None, spool: bool = True) -> Replay:
     """Resolve the host set (``--hosts`` spec, ``[trace] hosts`` or the policy's) and index
-    the trace: read and map every job once, keeping only counts (see
+    the trace: read and map every job once, keeping counts in memory and the mapped jobs in
+    a spool file (``spool=False``: none, every replay maps the trace again; see
     :mod:`vmsched.sim.stream`). Raises TraceError / PolicyError on bad input."""
     from vmsched.sim.mapping import check_domains_fit, policy_with_hosts, resolve_hosts
     from vmsched.sim.stream import index_trace
     host_set, desc = resolve_hosts(policy, hosts)
     policy = policy_with_hosts(policy, host_set)
     check_domains_fit(policy)
-    stream = index_trace(policy, trace_path, skip_bad=skip_bad, limit=limit)
+    stream = index_trace(policy, trace_path, skip_bad=skip_bad, limit=limit, spool=spool)
     return Replay(policy, stream, mapping_choices(policy), desc)
 
 
