@@ -261,3 +261,13 @@ def test_a_map_rule_flavor_is_the_jobs_own():
     assert large.job.flavor == "large" and (large.job.cores, large.job.memory_mb) == (4, 7168)
     assert plain.job.flavor is None
     assert dict(m.assumptions())["flavor: map rule asks for flavor 'whole-soft' (the job runs only in domains of it)"] == 1
+
+
+def test_a_job_copied_from_its_shape_is_checked_like_a_new_one():
+    """Jobs of a shape seen before are copied from its first job (issue 17: mapping runs
+    twice a replay); a submit time Job would refuse is still refused, not copied in."""
+    m = mapper('[trace]\n')
+    first, same = m.map(tj(job_id=1, submit=0)), m.map(tj(job_id=2, submit=100))
+    assert same.job.id == "j2" and same.job.submit_time == 100.0 and same.job.user == first.job.user
+    far = m.map(tj(job_id=3, submit=(1 << 40) + 1000))
+    assert isinstance(far, Unrunnable) and "cannot be a vmsched job" in far.reason and "submit_time" in far.reason

@@ -22,7 +22,7 @@ from pathlib import Path
 import attrs
 
 from vmsched import bounded
-from vmsched.bounded import MAX_CORES, MAX_HOSTS, MAX_TIME
+from vmsched.bounded import MAX_CORES, MAX_HOSTS
 from vmsched.errors import show
 from vmsched.model import Host, Job, QueueKind, parse_size_mb
 from vmsched.policyfile import Policy, PolicyError, TraceMapping, TraceRule
@@ -143,6 +143,16 @@ class _SeenIds:
 
 _CACHE_KEEP = 65_536
 _JOB_FIELDS = tuple(a.name for a in Job.__attrs_attrs__)
+_SUBMIT = attrs.fields(Job).submit_time
+
+
+def _valid_submit_time(t: float) -> bool:
+    """Whether Job's own validator takes ``t`` as a submit time (whatever bounds the model sets)."""
+    try:
+        _SUBMIT.validator(None, _SUBMIT, t)
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 def _job_like(proto: Job, job_id: str, submit_time: float) -> Job:
@@ -330,7 +340,7 @@ class Mapper:
         cores, memory, wall_s = max(1, int(cores)), int(memory), max(1, int(math.ceil(wall)))
         shape = (user, group, vo, queue, cores, memory, wall_s, image, klass_pre, interactive, flavor)
         known = self._shapes.get(shape)
-        if known is not None and 0.0 <= arrival <= MAX_TIME:
+        if known is not None and _valid_submit_time(arrival):
             job, klass = _job_like(known[0], jid, arrival) if build else known[0], known[1]
         else:
             try:
