@@ -263,7 +263,7 @@ class Cluster:
                 if old != mapped:
                     changed.append(j)
                 elif mapped is j:
-                    self._adopt(old, j)
+                    self._swap(old, j)
         for j in sorted(changed, key=lambda j: (j.submit_time, j.id)):
             self.set_job(j)
         # A job the server lists in a domain it does not list is dropped by set_domain's
@@ -604,17 +604,12 @@ class Cluster:
             return attrs.evolve(job, vo=self._group_vo[job.group])
         return job
 
-    def _adopt(self, old: Job, job: Job) -> None:
-        """Keep the caller's copy of a job equal to ours: the next snapshot most likely hands
-        the very same object again, and an identity check is all it costs then (a site of
-        80,000 running jobs the scheduler started otherwise compares each field by field,
-        every cycle, forever)."""
-        if old is not job:
-            self._swap(old, job)
-
     def _swap(self, old: Job, job: Job) -> None:
-        """Our copy of a job replaced by another with the same class fields (an equal one,
-        or one the scheduler moved to running): the cached class rank goes with it."""
+        """Our copy of a job replaced by another with the same class fields, the cached class
+        rank going with it: one the scheduler moved to running, or the caller's equal copy,
+        kept so that the next snapshot, most likely handing the very same object again, costs
+        an identity check (a site of 80,000 running jobs the scheduler started otherwise
+        compares each field by field, every cycle, forever)."""
         self.jobs[job.id] = job
         r = self._ranks.get(job.id)
         if r is not None and r[0] is old:
@@ -625,7 +620,7 @@ class Cluster:
         job = self.with_vo(job)
         old = self.jobs.get(job.id)
         if old == job and not force:
-            self._adopt(old, job)
+            self._swap(old, job)
             return
         if old is not None:
             self.remove_job(job.id)
